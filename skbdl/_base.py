@@ -1,0 +1,581 @@
+"""The scikit-learn-facing base shared by every skbdl estimator.
+
+The base owns parameters and their validation, input checking and casting, label
+encoding, target standardisation, seeding, building and training the network (through
+a skorch net), batched Monte Carlo prediction and the uncertainty summaries.  A method
+(MC dropout, ensembles, ...) overrides two hooks: ``_make_default_module`` (the
+network built when the user passes none) and ``_sample_outputs`` (draw ``n_samples``
+predictive outputs for a batch of rows).
+"""
+
+import contextlib
+import copy
+import inspect
+import numbers
+import warnings
+from abc import ABCMeta, abstractmethod
+
+import numpy as np
+import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    RegressorMixin,
+    _fit_context,
+    is_classifier,
+)
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+from skorch.callbacks import EarlyStopping
+from skorch.dataset import ValidSplit
+from torch import nn
+
+from ._net import DivergenceCheck, EpochProgressBar, SkbdlNet
+from .nn import ACTIVATIONS, GaussianNLLLoss, GaussianRegressionModule
+from .uncertainty import (
+    ClassificationUncertainty,
+    RegressionUncertainty,
+    decompose_classification,
+    decompose_regression,
+)
+
+#: Keyword-argument prefixes routed to the module and optimizer constructors.
+ROUTED_PREFIXES = ("module__", "optimizer__")
+
+_OPTIMIZERS = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+}
+
+#: Rows x samples evaluated in one forward pass at prediction time (bounds memory).
+_DEFAULT_PREDICT_BUDGET = 2**16
+
+
+@contextlib.contextmanager
+def _torch_threads(n_threads):
+    """Temporarily set torch's intra-op thread count."""
+    previous = torch.get_num_threads()
+    if n_threads is None or n_threads == previous:
+        yield
+        return
+    torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _seed_from(random_state):
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+def _to_numpy(out):
+    if isinstance(out, tuple):
+        return tuple(_to_numpy(o) for o in out)
+    return out.detach().to("cpu", torch.float64).numpy()
+
+
+class BaseBayesianNetwork(BaseEstimator, metaclass=ABCMeta):
+    """Plumbing shared by every skbdl estimator; not for direct use.
+
+    Subclasses define ``__init__`` (listing every parameter, as scikit-learn
+    requires), ``_make_default_module`` and ``_sample_outputs``.  Extra keyword
+    arguments prefixed with ``module__`` are passed to ``module`` when it is a
+    class, and ``optimizer__`` ones to the optimizer; both are ordinary parameters
+    for ``get_params`` / ``set_params`` / ``GridSearchCV``.
+    """
+
+    _parameter_constraints: dict = {
+        "module": [None, type, nn.Module],
+        "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "lr": [Interval(numbers.Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
+        "optimizer": [StrOptions(set(_OPTIMIZERS)), type],
+        "n_samples": [Interval(numbers.Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
+        "callbacks": [None, list],
+        "predict_batch_size": [None, Interval(numbers.Integral, 1, None, closed="left")],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def _store_routed(self, kwargs):
+        for key, value in kwargs.items():
+            if not key.startswith(ROUTED_PREFIXES):
+                raise TypeError(
+                    f"{type(self).__name__}.__init__() got an unexpected keyword "
+                    f"argument {key!r}; extra arguments must start with one of "
+                    f"{ROUTED_PREFIXES}."
+                )
+            setattr(self, key, value)
+
+    def _routed(self, prefix):
+        return {
+            key[len(prefix) :]: value
+            for key, value in vars(self).items()
+            if key.startswith(prefix) and not key.endswith("_")
+        }
+
+    def get_params(self, deep=True):
+        params = super().get_params(deep=deep)
+        params.update(
+            {k: v for k, v in vars(self).items() if k.startswith(ROUTED_PREFIXES)}
+        )
+        return params
+
+    def set_params(self, **params):
+        for key in [k for k in params if k.startswith(ROUTED_PREFIXES)]:
+            setattr(self, key, params.pop(key))
+        return super().set_params(**params)
+
+    # ------------------------------------------------------------------ hooks
+    @abstractmethod
+    def _make_default_module(self, n_features_in, n_outputs):
+        """Build the network used when ``module`` is None."""
+
+    def _check_module(self, module):
+        """Raise if a user module cannot be used by this method."""
+
+    @abstractmethod
+    def _sample_outputs(self, module, X, n_samples, seed):
+        """Return ``n_samples`` outputs of ``module`` for rows ``X``.
+
+        Outputs have a leading samples axis: ``(n_samples, n_rows, ...)`` (each
+        element of a tuple output likewise).  Given the same ``seed`` the draws of
+        sample ``s`` must not depend on which rows are in ``X``, so that predictions
+        are reproducible and do not depend on batching.
+        """
+
+    # ------------------------------------------------------------- task hooks
+    @abstractmethod
+    def _prepare_targets(self, y):
+        """Validate ``y``, set fitted target attributes, return (y_tensor, n_outputs)."""
+
+    @abstractmethod
+    def _wrap_module(self, body):
+        """Wrap the body (e.g. in a Gaussian head); return the trained module."""
+
+    @abstractmethod
+    def _criterion(self):
+        """Return the criterion class."""
+
+    # ---------------------------------------------------------------- fitting
+    def _build_body(self, n_features_in, n_outputs):
+        if self.module is None:
+            return self._make_default_module(n_features_in, n_outputs)
+        kwargs = self._routed("module__")
+        if isinstance(self.module, nn.Module):
+            if kwargs:
+                raise ValueError(
+                    "module__* arguments need `module` to be a class, not an instance."
+                )
+            body = copy.deepcopy(self.module)
+        else:
+            signature = inspect.signature(self.module)
+            for name, value in (("n_features_in", n_features_in), ("n_outputs", n_outputs)):
+                if name in signature.parameters and name not in kwargs:
+                    kwargs[name] = value
+            body = self.module(**kwargs)
+        self._check_module(body)
+        return body
+
+    def _validate_hidden_layer_sizes(self):
+        sizes = self.hidden_layer_sizes
+        sizes = [sizes] if isinstance(sizes, numbers.Integral) else list(sizes)
+        if any(not isinstance(s, numbers.Integral) or s < 1 for s in sizes):
+            raise ValueError(
+                f"hidden_layer_sizes must contain positive integers; got {self.hidden_layer_sizes!r}."
+            )
+        return tuple(int(s) for s in sizes)
+
+    def _device(self):
+        device = torch.device(self.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={self.device!r} was requested but CUDA is not available.")
+        return device
+
+    def _callbacks(self):
+        callbacks = [("divergence_check", DivergenceCheck())]
+        if self.verbose == 1:
+            callbacks.append(("progress", EpochProgressBar(self.max_epochs, type(self).__name__)))
+        if self.early_stopping:
+            callbacks.append(
+                (
+                    "early_stopping",
+                    EarlyStopping(
+                        patience=self.n_iter_no_change, load_best=True, sink=lambda *a: None
+                    ),
+                )
+            )
+        return callbacks + copy.deepcopy(self.callbacks or [])
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Fit the network to data.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_rows, n_features)
+            Training inputs (numpy, pandas, lists; cast to float32 internally).
+        y : array-like of shape (n_rows,) or (n_rows, n_outputs)
+            Targets: class labels for classifiers (any type), real values for
+            regressors.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.  If fitting fails (bad input, a diverging loss),
+            the exception propagates and the estimator is left exactly as it was.
+        """
+        state = dict(vars(self))
+        try:
+            return self._fit(X, y)
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(state)
+            raise
+
+    def _fit(self, X, y):
+        X, y = validate_data(
+            self, X, y, dtype=[np.float64, np.float32], **self._target_validation()
+        )
+        self._validate_hidden_layer_sizes()
+        device = self._device()
+        y_tensor, n_outputs = self._prepare_targets(y)
+        rng = check_random_state(self.random_state)
+        train_seed, self._predict_seed = _seed_from(rng), _seed_from(rng)
+        X_tensor = torch.as_tensor(X, dtype=torch.float32)
+        optimizer = self.optimizer
+        if isinstance(optimizer, str):
+            optimizer = _OPTIMIZERS[optimizer]
+        optimizer_kwargs = {"weight_decay": self.weight_decay, **self._routed("optimizer__")}
+        train_split = None
+        if self.early_stopping:
+            train_split = ValidSplit(
+                self.validation_fraction,
+                stratified=is_classifier(self),
+                random_state=train_seed,
+            )
+        fork_devices = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=fork_devices), _torch_threads(
+            1 if device.type == "cpu" and self.batch_size <= 512 else None
+        ):
+            torch.manual_seed(train_seed)
+            body = self._build_body(X.shape[1], self._body_width(n_outputs))
+            self._check_output_shape(body, X_tensor[:2], self._body_width(n_outputs))
+            module = self._wrap_module(body)
+            net = SkbdlNet(
+                module,
+                criterion=self._criterion(),
+                optimizer=optimizer,
+                lr=self.lr,
+                max_epochs=self.max_epochs,
+                batch_size=self.batch_size,
+                train_split=train_split,
+                callbacks=self._callbacks(),
+                device=device,
+                verbose=int(self.verbose >= 2),
+                **{f"optimizer__{k}": v for k, v in optimizer_kwargs.items()},
+                **({} if self.verbose >= 2 else {"callbacks__print_log": None}),
+            )
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*initialized.*", module="skorch")
+                net.fit(X_tensor, y_tensor)
+        net.module_.eval()
+        self.net_ = net
+        self.history_ = net.history
+        self.n_iter_ = len(net.history)
+        self.loss_curve_ = [float(v) for v in net.history[:, "train_loss"]]
+        return self
+
+    def _check_output_shape(self, body, X_probe, width):
+        body.eval()
+        with torch.no_grad():
+            out = body(X_probe)
+        body.train()
+        shape = tuple(getattr(out, "shape", ()))
+        if len(shape) != 2 or shape[1] != width:
+            raise ValueError(
+                f"The module's output for {len(X_probe)} input rows has shape {shape}; "
+                f"{type(self).__name__} needs a tensor of shape (n_rows, {width})."
+            )
+
+    def _body_width(self, n_outputs):
+        """Width of the network's last layer for ``n_outputs`` classes or targets."""
+        return n_outputs
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "net_")
+
+    @property
+    def module_(self):
+        """The trained torch module (the user's module or the default MLP)."""
+        check_is_fitted(self)
+        return self._body(self.net_.module_)
+
+    def _body(self, module):
+        return module
+
+    # ------------------------------------------------------------- prediction
+    def _iter_samples(self, X, n_samples=None):
+        """Yield ``(row_slice, outputs)`` over row chunks; outputs as numpy (float64)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        n_samples = self.n_samples if n_samples is None else n_samples
+        if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+        budget = self.predict_batch_size or _DEFAULT_PREDICT_BUDGET
+        rows = max(1, budget // n_samples)
+        device = torch.device(self.net_.device)
+        module = self.net_.module_
+        module.eval()
+        with torch.no_grad(), _torch_threads(None):
+            for start in range(0, X.shape[0], rows):
+                chunk = slice(start, min(start + rows, X.shape[0]))
+                X_chunk = torch.as_tensor(X[chunk], dtype=torch.float32, device=device)
+                out = self._sample_outputs(module, X_chunk, n_samples, self._predict_seed)
+                yield chunk, _to_numpy(out), X.shape[0]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.non_deterministic = False
+        return tags
+
+
+class BayesianClassifierMixin(ClassifierMixin):
+    """Classification behaviour: label encoding, cross-entropy, probabilities."""
+
+    def _target_validation(self):
+        return {"multi_output": False}
+
+    def _prepare_targets(self, y):
+        check_classification_targets(y)
+        encoder = LabelEncoder()
+        y_encoded = encoder.fit_transform(y)
+        if len(encoder.classes_) < 2:
+            raise ValueError(
+                "The classifier needs samples of at least 2 classes in the data, but "
+                f"the data contains only one class: {encoder.classes_[0]!r}."
+            )
+        self.classes_ = encoder.classes_
+        return torch.as_tensor(y_encoded, dtype=torch.int64), len(self.classes_)
+
+    def _wrap_module(self, body):
+        return body
+
+    def _criterion(self):
+        return nn.CrossEntropyLoss
+
+    def _proba_samples(self, out):
+        logits = out - out.max(axis=-1, keepdims=True)
+        proba = np.exp(logits)
+        return proba / proba.sum(axis=-1, keepdims=True)
+
+    def sample_predictions(self, X, n_samples=None):
+        """Class probabilities from ``n_samples`` draws of the model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_rows, n_features)
+            Inputs.
+        n_samples : int, default=None
+            Number of draws; ``None`` uses the ``n_samples`` parameter.
+
+        Returns
+        -------
+        proba_samples : ndarray of shape (n_samples, n_rows, n_classes)
+            The raw samples (all held in memory: ``n_samples * n_rows * n_classes``
+            floats), in the order of ``classes_``.
+        """
+        parts = [self._proba_samples(out) for _, out, _ in self._iter_samples(X, n_samples)]
+        return np.concatenate(parts, axis=1)
+
+    def predict_uncertainty(self, X, n_samples=None):
+        """Predictive probabilities and their entropy decomposition.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_rows, n_features)
+            Inputs.
+        n_samples : int, default=None
+            Number of draws; ``None`` uses the ``n_samples`` parameter.
+
+        Returns
+        -------
+        uncertainty : ClassificationUncertainty
+            ``proba`` (n_rows, n_classes), and per row (n_rows,) arrays ``total``
+            (predictive entropy), ``aleatoric`` (expected entropy) and ``epistemic``
+            (mutual information), in nats.  Computed in row batches: memory does not
+            grow with ``n_samples * n_rows``.
+        """
+        result = None
+        for chunk, out, n_rows in self._iter_samples(X, n_samples):
+            parts = decompose_classification(self._proba_samples(out))
+            if result is None:
+                result = [np.empty((n_rows,) + p.shape[1:]) for p in parts]
+            for array, part in zip(result, parts):
+                array[chunk] = part
+        proba, total, aleatoric, epistemic = result
+        proba /= proba.sum(axis=1, keepdims=True)
+        return ClassificationUncertainty(proba, total, aleatoric, epistemic)
+
+    def predict_proba(self, X):
+        """Bayesian model average of the class probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_rows, n_features)
+            Inputs.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_rows, n_classes)
+            Mean over ``n_samples`` draws, columns in the order of ``classes_``.
+        """
+        return self.predict_uncertainty(X).proba
+
+    def predict(self, X):
+        """Most probable class under the model average.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_rows, n_features)
+            Inputs.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_rows,)
+            Labels from ``classes_``.
+        """
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = True
+        return tags
+
+
+class BayesianRegressorMixin(RegressorMixin):
+    """Regression behaviour: Gaussian likelihood, standardised targets, mixtures."""
+
+    def _target_validation(self):
+        return {"multi_output": True, "y_numeric": True}
+
+    def _prepare_targets(self, y):
+        self._y_1d = y.ndim == 1
+        y2 = y.reshape(len(y), -1).astype(np.float64)
+        self.n_outputs_ = y2.shape[1]
+        self.y_mean_ = y2.mean(axis=0)
+        scale = y2.std(axis=0)
+        self.y_scale_ = np.where(scale > 0, scale, 1.0)
+        y_std = (y2 - self.y_mean_) / self.y_scale_
+        return torch.as_tensor(y_std, dtype=torch.float32), self.n_outputs_
+
+    def _wrap_module(self, body):
+        return GaussianRegressionModule(body, self.n_outputs_, self.likelihood)
+
+    def _body(self, module):
+        return module.body
+
+    def _body_width(self, n_outputs):
+        return 2 * n_outputs if self.likelihood == "heteroscedastic" else n_outputs
+
+    def _criterion(self):
+        return GaussianNLLLoss
+
+    def _gaussian_samples(self, out):
+        mean, var = out
+        mean = mean * self.y_scale_ + self.y_mean_
+        var = var * self.y_scale_**2
+        if self._y_1d:
+            mean, var = mean[..., 0], var[..., 0]
+        return mean, var
+
+    def sample_predictions(self, X, n_samples=None):
+        """Means and variances of the Gaussian predictions of ``n_samples`` draws.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_rows, n_features)
+            Inputs.
+        n_samples : int, default=None
+            Number of draws; ``None`` uses the ``n_samples`` parameter.
+
+        Returns
+        -------
+        mean_samples : ndarray of shape (n_samples, n_rows) or (n_samples, n_rows, n_outputs)
+            Predictive mean of each draw, in the target's original units.
+        var_samples : ndarray, same shape as ``mean_samples``
+            Noise variance of each draw, in squared original units.
+        """
+        parts = [self._gaussian_samples(out) for _, out, _ in self._iter_samples(X, n_samples)]
+        return (
+            np.concatenate([m for m, _ in parts], axis=1),
+            np.concatenate([v for _, v in parts], axis=1),
+        )
+
+    def predict_uncertainty(self, X, n_samples=None):
+        """Predictive mean and the decomposition of its variance.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_rows, n_features)
+            Inputs.
+        n_samples : int, default=None
+            Number of draws; ``None`` uses the ``n_samples`` parameter.
+
+        Returns
+        -------
+        uncertainty : RegressionUncertainty
+            ``mean``, ``std``, ``total_var``, ``aleatoric_var`` (mean noise variance)
+            and ``epistemic_var`` (variance of the sampled means), each of shape
+            (n_rows,) for a 1-D ``y`` at fit time, else (n_rows, n_outputs), in the
+            target's original units.  Computed in row batches.
+        """
+        result = None
+        for chunk, out, n_rows in self._iter_samples(X, n_samples):
+            parts = decompose_regression(*self._gaussian_samples(out))
+            if result is None:
+                result = [np.empty((n_rows,) + p.shape[1:]) for p in parts]
+            for array, part in zip(result, parts):
+                array[chunk] = part
+        mean, total, aleatoric, epistemic = result
+        return RegressionUncertainty(mean, np.sqrt(total), total, aleatoric, epistemic)
+
+    def predict(self, X, return_std=False):
+        """Predictive mean (and standard deviation).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_rows, n_features)
+            Inputs.
+        return_std : bool, default=False
+            Also return the predictive standard deviation (aleatoric and epistemic),
+            as ``GaussianProcessRegressor.predict`` does.
+
+        Returns
+        -------
+        y_mean : ndarray of shape (n_rows,) or (n_rows, n_outputs)
+            Mean of the predictive mixture, in the target's original units.
+        y_std : ndarray, same shape as ``y_mean``
+            Only when ``return_std`` is True.
+        """
+        u = self.predict_uncertainty(X)
+        return (u.mean, u.std) if return_std else u.mean
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags

@@ -1,0 +1,153 @@
+"""The skorch net that trains every skbdl estimator.
+
+skorch supplies the training loop, callbacks, device handling and history; this
+subclass removes its per-step overhead for in-memory tabular data (tensors are
+pre-loaded and sliced with ``randperm``, not collated by a ``DataLoader``; one lean
+optimisation step without a closure) and adds divergence detection.
+"""
+
+import math
+
+import torch
+from skorch import NeuralNet
+from skorch.callbacks import Callback
+from skorch.dataset import Dataset
+from skorch.utils import TeeGenerator
+
+
+class DivergenceError(RuntimeError):
+    """Raised when training produces a non-finite loss."""
+
+
+class _TensorBatches:
+    """Re-iterable mini-batches over in-memory tensors (shuffled when training)."""
+
+    def __init__(self, X, y, batch_size, shuffle):
+        self.X, self.y, self.batch_size, self.shuffle = X, y, batch_size, shuffle
+
+    def __len__(self):
+        return math.ceil(len(self.X) / self.batch_size)
+
+    def __iter__(self):
+        X, y = self.X, self.y
+        if self.shuffle:
+            perm = torch.randperm(len(X), device=X.device)
+            X, y = X[perm], y[perm]
+        return zip(X.split(self.batch_size), y.split(self.batch_size))
+
+
+def _as_tensors(dataset):
+    """``(X, y)`` tensors behind a skorch ``Dataset`` (or a ``Subset`` of one), else None."""
+    indices = None
+    if isinstance(dataset, torch.utils.data.Subset):
+        dataset, indices = dataset.dataset, torch.as_tensor(dataset.indices)
+    if not (
+        isinstance(dataset, Dataset)
+        and isinstance(dataset.X, torch.Tensor)
+        and isinstance(dataset.y, torch.Tensor)
+    ):
+        return None
+    if indices is None:
+        return dataset.X, dataset.y
+    return dataset.X[indices], dataset.y[indices]
+
+
+class DivergenceCheck(Callback):
+    """Stop with :class:`DivergenceError` as soon as an epoch's loss is not finite."""
+
+    def on_epoch_end(self, net, **kwargs):
+        loss = net.history[-1].get("train_loss", 0.0)
+        if not math.isfinite(loss):
+            raise DivergenceError(
+                f"Training diverged: the training loss is {loss} at epoch "
+                f"{len(net.history)}. Lower the learning rate (lr), scale the inputs "
+                "(e.g. StandardScaler) or add weight decay."
+            )
+
+
+class EpochProgressBar(Callback):
+    """A tqdm progress bar over epochs, showing the latest training loss."""
+
+    def __init__(self, total, desc="fit"):
+        self.total, self.desc = total, desc
+
+    def on_train_begin(self, net, **kwargs):
+        from tqdm.auto import tqdm
+
+        self.bar_ = tqdm(total=self.total, desc=self.desc, leave=False)
+
+    def on_epoch_end(self, net, **kwargs):
+        postfix = {"loss": f"{net.history[-1].get('train_loss', float('nan')):.4f}"}
+        if "valid_loss" in net.history[-1]:
+            postfix["valid"] = f"{net.history[-1]['valid_loss']:.4f}"
+        self.bar_.set_postfix(postfix, refresh=False)
+        self.bar_.update(1)
+
+    def on_train_end(self, net, **kwargs):
+        self.bar_.close()
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("bar_", None)
+        return state
+
+
+class SkbdlNet(NeuralNet):
+    """skorch ``NeuralNet`` with a fast path for in-memory tensors.
+
+    The loss is ``criterion_(y_pred, y_true)`` plus, when the module defines it,
+    ``module_.extra_loss()`` (e.g. a KL term), so methods customise the objective in
+    the module or criterion without touching the loop.
+    """
+
+    def initialize(self):
+        super().initialize()
+        self._grad_hook = any(
+            type(cb).on_grad_computed is not Callback.on_grad_computed
+            for _, cb in self.callbacks_
+        )
+        self._closure = isinstance(self.optimizer_, torch.optim.LBFGS)
+        self._extra_loss = getattr(self.module_, "extra_loss", None)
+        return self
+
+    def get_iterator(self, dataset, training=False):
+        tensors = _as_tensors(dataset)
+        if tensors is None:
+            return super().get_iterator(dataset, training=training)
+        X, y = (t.to(self.device) for t in tensors)
+        batch_size = self.batch_size if training else max(self.batch_size, 4096)
+        return _TensorBatches(X, y, batch_size, shuffle=training)
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        if iterator is not None:
+            self._set_training(training)
+        super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        loss = self.criterion_(y_pred, y_true)
+        if self._extra_loss is not None:
+            loss = loss + self._extra_loss()
+        return loss
+
+    def validation_step(self, batch, **fit_params):
+        Xi, yi = batch
+        with torch.no_grad():
+            y_pred = self.module_(Xi)
+            return {"loss": self.get_loss(y_pred, yi, X=Xi), "y_pred": y_pred}
+
+    def train_step(self, batch, **fit_params):
+        if self._closure or fit_params:
+            return super().train_step(batch, **fit_params)
+        Xi, yi = batch
+        self.optimizer_.zero_grad(set_to_none=True)
+        y_pred = self.module_(Xi)
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        loss.backward()
+        if self._grad_hook:
+            self.notify(
+                "on_grad_computed",
+                named_parameters=TeeGenerator(self.get_all_learnable_params()),
+                batch=batch,
+            )
+        self.optimizer_.step()
+        return {"loss": loss, "y_pred": y_pred}

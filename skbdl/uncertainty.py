@@ -1,0 +1,228 @@
+"""Uncertainty summaries computed from Monte Carlo samples of a predictive distribution.
+
+Every function here is pure: numpy arrays in, numpy arrays out.  The estimators of
+skbdl draw samples of the predictive distribution's parameters (class probabilities,
+or a Gaussian mean and variance per sample) and summarise them with these functions,
+so that every method decomposes uncertainty in exactly the same way.
+
+Conventions
+-----------
+* The samples axis is always axis 0: class probabilities have shape
+  ``(n_samples, n_rows, n_classes)``; Gaussian means and variances have shape
+  ``(n_samples, n_rows)`` or ``(n_samples, n_rows, n_outputs)``.
+* Entropies are in nats (natural logarithm), with ``0 log 0 = 0``.
+* Classification: total = entropy of the mean prediction (predictive entropy),
+  aleatoric = mean entropy of the samples (expected entropy), epistemic = their
+  difference (the mutual information between the prediction and the parameters).
+* Regression: by the law of total variance, total variance = mean of the variances
+  (aleatoric) + variance of the means (epistemic, population variance over samples).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "ClassificationUncertainty",
+    "RegressionUncertainty",
+    "entropy",
+    "decompose_classification",
+    "decompose_regression",
+]
+
+
+def entropy(proba, axis=-1):
+    """Shannon entropy in nats of categorical distributions.
+
+    Parameters
+    ----------
+    proba : array-like of shape (..., n_classes)
+        Probabilities along ``axis``; each slice should sum to one.
+    axis : int, default=-1
+        The axis holding the classes.
+
+    Returns
+    -------
+    entropy : ndarray
+        ``-sum(p * log p)`` along ``axis`` (the axis is removed), with
+        ``0 log 0 = 0``.  Values lie in ``[0, log n_classes]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbdl.uncertainty import entropy
+    >>> float(entropy([0.5, 0.5]))  # log 2
+    0.6931...
+    >>> float(entropy([1.0, 0.0]))
+    0.0
+    """
+    proba = np.asarray(proba, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(proba > 0, proba * np.log(proba), 0.0)
+    return -terms.sum(axis=axis)
+
+
+def decompose_classification(proba_samples):
+    """Split predictive uncertainty of a classifier into aleatoric and epistemic parts.
+
+    Parameters
+    ----------
+    proba_samples : array-like of shape (n_samples, n_rows, n_classes)
+        Class probabilities predicted by ``n_samples`` draws of the model.
+
+    Returns
+    -------
+    proba : ndarray of shape (n_rows, n_classes)
+        The Bayesian model average ``mean_s p_s``.
+    total : ndarray of shape (n_rows,)
+        Predictive entropy ``H[mean_s p_s]``.
+    aleatoric : ndarray of shape (n_rows,)
+        Expected entropy ``mean_s H[p_s]``.
+    epistemic : ndarray of shape (n_rows,)
+        Mutual information ``total - aleatoric`` (non-negative by concavity of the
+        entropy; round-off below zero is clipped to zero).
+
+    Examples
+    --------
+    Two samples that are each certain but disagree: all uncertainty is epistemic.
+
+    >>> import numpy as np
+    >>> from skbdl.uncertainty import decompose_classification
+    >>> p = np.array([[[1.0, 0.0]], [[0.0, 1.0]]])
+    >>> proba, total, aleatoric, epistemic = decompose_classification(p)
+    >>> proba.tolist(), float(aleatoric[0]), round(float(epistemic[0]), 4)
+    ([[0.5, 0.5]], 0.0, 0.6931)
+    """
+    proba_samples = np.asarray(proba_samples, dtype=np.float64)
+    if proba_samples.ndim != 3:
+        raise ValueError(
+            "proba_samples must have shape (n_samples, n_rows, n_classes); got "
+            f"shape {proba_samples.shape}."
+        )
+    proba = proba_samples.mean(axis=0)
+    total = entropy(proba)
+    aleatoric = entropy(proba_samples).mean(axis=0)
+    epistemic = np.maximum(total - aleatoric, 0.0)
+    return proba, total, aleatoric, epistemic
+
+
+def decompose_regression(mean_samples, var_samples):
+    """Moments of an equally weighted mixture of Gaussians (law of total variance).
+
+    Parameters
+    ----------
+    mean_samples : array-like of shape (n_samples, n_rows) or (n_samples, n_rows, n_outputs)
+        Predictive means of ``n_samples`` draws of the model.
+    var_samples : array-like of the same shape as ``mean_samples``
+        Predictive (noise) variances of the same draws.
+
+    Returns
+    -------
+    mean : ndarray of shape (n_rows,) or (n_rows, n_outputs)
+        Mixture mean ``mean_s mu_s``.
+    total_var : ndarray, same shape as ``mean``
+        Mixture variance ``aleatoric_var + epistemic_var``.
+    aleatoric_var : ndarray, same shape as ``mean``
+        ``mean_s sigma_s**2``.
+    epistemic_var : ndarray, same shape as ``mean``
+        ``mean_s (mu_s - mean)**2`` (population variance over the samples).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbdl.uncertainty import decompose_regression
+    >>> mean, total, alea, epi = decompose_regression([[0.0], [2.0]], [[1.0], [3.0]])
+    >>> mean.tolist(), alea.tolist(), epi.tolist(), total.tolist()
+    ([1.0], [2.0], [1.0], [3.0])
+    """
+    mean_samples = np.asarray(mean_samples, dtype=np.float64)
+    var_samples = np.asarray(var_samples, dtype=np.float64)
+    if mean_samples.shape != var_samples.shape or mean_samples.ndim < 2:
+        raise ValueError(
+            "mean_samples and var_samples must share a shape (n_samples, n_rows[, "
+            f"n_outputs]); got {mean_samples.shape} and {var_samples.shape}."
+        )
+    mean = mean_samples.mean(axis=0)
+    aleatoric_var = var_samples.mean(axis=0)
+    epistemic_var = np.mean((mean_samples - mean) ** 2, axis=0)
+    return mean, aleatoric_var + epistemic_var, aleatoric_var, epistemic_var
+
+
+@dataclass(frozen=True)
+class ClassificationUncertainty:
+    """Predictive uncertainty of a classifier, per row.
+
+    Returned by ``predict_uncertainty`` of every skbdl classifier.  Entropies are in
+    nats; ``total == aleatoric + epistemic`` holds exactly (up to round-off).
+
+    Attributes
+    ----------
+    proba : ndarray of shape (n_rows, n_classes)
+        Bayesian model average of the class probabilities (as ``predict_proba``).
+    total : ndarray of shape (n_rows,)
+        Predictive entropy, in ``[0, log n_classes]``.
+    aleatoric : ndarray of shape (n_rows,)
+        Expected entropy of the sampled predictions: noise the model cannot remove.
+    epistemic : ndarray of shape (n_rows,)
+        Mutual information between prediction and model parameters: what more data
+        would remove.  Non-negative.
+    """
+
+    proba: np.ndarray
+    total: np.ndarray
+    aleatoric: np.ndarray
+    epistemic: np.ndarray
+
+    @property
+    def predictive_entropy(self):
+        """Alias of ``total``."""
+        return self.total
+
+    @property
+    def expected_entropy(self):
+        """Alias of ``aleatoric``."""
+        return self.aleatoric
+
+    @property
+    def mutual_information(self):
+        """Alias of ``epistemic``."""
+        return self.epistemic
+
+
+@dataclass(frozen=True)
+class RegressionUncertainty:
+    """Predictive mean and variance decomposition of a regressor, per row.
+
+    Returned by ``predict_uncertainty`` of every skbdl regressor, in the target's
+    original units.  Arrays have shape ``(n_rows,)`` when the model was fitted on a
+    1-D ``y`` and ``(n_rows, n_outputs)`` otherwise.
+
+    Attributes
+    ----------
+    mean : ndarray
+        Predictive mean (as ``predict``).
+    std : ndarray
+        Predictive standard deviation, ``sqrt(total_var)``.
+    total_var : ndarray
+        ``aleatoric_var + epistemic_var``.
+    aleatoric_var : ndarray
+        Expected noise variance ``E[sigma**2]``.
+    epistemic_var : ndarray
+        Variance of the sampled means ``Var[mu]``.
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    total_var: np.ndarray
+    aleatoric_var: np.ndarray
+    epistemic_var: np.ndarray
+
+    @property
+    def aleatoric_std(self):
+        """``sqrt(aleatoric_var)``."""
+        return np.sqrt(self.aleatoric_var)
+
+    @property
+    def epistemic_std(self):
+        """``sqrt(epistemic_var)``."""
+        return np.sqrt(self.epistemic_var)

@@ -110,27 +110,37 @@ class BaseBayesianNetwork(BaseEstimator, metaclass=ABCMeta):
     }
 
     def _store_routed(self, kwargs):
+        # Stored as given; names are checked in ``fit`` (scikit-learn convention).
         for key, value in kwargs.items():
-            if not key.startswith(ROUTED_PREFIXES):
-                raise TypeError(
-                    f"{type(self).__name__}.__init__() got an unexpected keyword "
-                    f"argument {key!r}; extra arguments must start with one of "
-                    f"{ROUTED_PREFIXES}."
-                )
             setattr(self, key, value)
+
+    def _extra_params(self):
+        """Keyword parameters beyond the signature (``module__*``, ``optimizer__*``)."""
+        named = set(self._get_param_names())
+        return {
+            k: v
+            for k, v in vars(self).items()
+            if k not in named and not k.startswith("_") and not k.endswith("_")
+        }
 
     def _routed(self, prefix):
         return {
             key[len(prefix) :]: value
-            for key, value in vars(self).items()
-            if key.startswith(prefix) and not key.endswith("_")
+            for key, value in self._extra_params().items()
+            if key.startswith(prefix)
         }
+
+    def _check_extra_params(self):
+        unknown = [k for k in self._extra_params() if not k.startswith(ROUTED_PREFIXES)]
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__} got unexpected parameters {sorted(unknown)}; "
+                f"extra parameters must start with one of {ROUTED_PREFIXES}."
+            )
 
     def get_params(self, deep=True):
         params = super().get_params(deep=deep)
-        params.update(
-            {k: v for k, v in vars(self).items() if k.startswith(ROUTED_PREFIXES)}
-        )
+        params.update(self._extra_params())
         return params
 
     def set_params(self, **params):
@@ -246,6 +256,7 @@ class BaseBayesianNetwork(BaseEstimator, metaclass=ABCMeta):
             raise
 
     def _fit(self, X, y):
+        self._check_extra_params()
         X, y = validate_data(
             self, X, y, dtype=[np.float64, np.float32], **self._target_validation()
         )
@@ -254,7 +265,33 @@ class BaseBayesianNetwork(BaseEstimator, metaclass=ABCMeta):
         y_tensor, n_outputs = self._prepare_targets(y)
         rng = check_random_state(self.random_state)
         train_seed, self._predict_seed = _seed_from(rng), _seed_from(rng)
-        X_tensor = torch.as_tensor(X, dtype=torch.float32)
+        X_tensor = torch.tensor(X, dtype=torch.float32)
+        fork_devices = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=fork_devices), _torch_threads(
+            1 if device.type == "cpu" and self.batch_size <= 512 else None
+        ):
+            torch.manual_seed(train_seed)
+            net = self._train_network(X_tensor, y_tensor, n_outputs, train_seed, device)
+        net.module_.eval()
+        self.net_ = net
+        self.history_ = net.history
+        self.n_iter_ = len(net.history)
+        self.loss_curve_ = [float(v) for v in net.history[:, "train_loss"]]
+        return self
+
+    def _train_network(self, X, y, n_outputs, seed, device):
+        """Build the module and train it; return the fitted skorch net.
+
+        Runs with torch's global generator seeded by ``seed``.  Methods that train
+        differently (e.g. several members) override this.
+        """
+        body = self._build_body(X.shape[1], self._body_width(n_outputs))
+        self._check_output_shape(body, X[:2], self._body_width(n_outputs))
+        net = self._make_net(self._wrap_module(body), seed, device)
+        return self._fit_net(net, X, y)
+
+    def _make_net(self, module, seed, device, net_class=SkbdlNet, **kwargs):
+        """The skorch net that trains ``module`` with this estimator's settings."""
         optimizer = self.optimizer
         if isinstance(optimizer, str):
             optimizer = _OPTIMIZERS[optimizer]
@@ -262,41 +299,29 @@ class BaseBayesianNetwork(BaseEstimator, metaclass=ABCMeta):
         train_split = None
         if self.early_stopping:
             train_split = ValidSplit(
-                self.validation_fraction,
-                stratified=is_classifier(self),
-                random_state=train_seed,
+                self.validation_fraction, stratified=is_classifier(self), random_state=seed
             )
-        fork_devices = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=fork_devices), _torch_threads(
-            1 if device.type == "cpu" and self.batch_size <= 512 else None
-        ):
-            torch.manual_seed(train_seed)
-            body = self._build_body(X.shape[1], self._body_width(n_outputs))
-            self._check_output_shape(body, X_tensor[:2], self._body_width(n_outputs))
-            module = self._wrap_module(body)
-            net = SkbdlNet(
-                module,
-                criterion=self._criterion(),
-                optimizer=optimizer,
-                lr=self.lr,
-                max_epochs=self.max_epochs,
-                batch_size=self.batch_size,
-                train_split=train_split,
-                callbacks=self._callbacks(),
-                device=device,
-                verbose=int(self.verbose >= 2),
-                **{f"optimizer__{k}": v for k, v in optimizer_kwargs.items()},
-                **({} if self.verbose >= 2 else {"callbacks__print_log": None}),
-            )
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=".*initialized.*", module="skorch")
-                net.fit(X_tensor, y_tensor)
-        net.module_.eval()
-        self.net_ = net
-        self.history_ = net.history
-        self.n_iter_ = len(net.history)
-        self.loss_curve_ = [float(v) for v in net.history[:, "train_loss"]]
-        return self
+        return net_class(
+            module,
+            criterion=self._criterion(),
+            optimizer=optimizer,
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            train_split=train_split,
+            callbacks=self._callbacks(),
+            device=device,
+            verbose=int(self.verbose >= 2),
+            **{f"optimizer__{k}": v for k, v in optimizer_kwargs.items()},
+            **({} if self.verbose >= 2 else {"callbacks__print_log": None}),
+            **kwargs,
+        )
+
+    @staticmethod
+    def _fit_net(net, X, y):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*initialized.*", module="skorch")
+            return net.fit(X, y)
 
     def _check_output_shape(self, body, X_probe, width):
         body.eval()
@@ -342,7 +367,7 @@ class BaseBayesianNetwork(BaseEstimator, metaclass=ABCMeta):
         with torch.no_grad(), _torch_threads(None):
             for start in range(0, X.shape[0], rows):
                 chunk = slice(start, min(start + rows, X.shape[0]))
-                X_chunk = torch.as_tensor(X[chunk], dtype=torch.float32, device=device)
+                X_chunk = torch.tensor(X[chunk], dtype=torch.float32, device=device)
                 out = self._sample_outputs(module, X_chunk, n_samples, self._predict_seed)
                 yield chunk, _to_numpy(out), X.shape[0]
 
@@ -458,7 +483,8 @@ class BayesianClassifierMixin(ClassifierMixin):
         y_pred : ndarray of shape (n_rows,)
             Labels from ``classes_``.
         """
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -108,6 +108,10 @@ class SkbdlNet(NeuralNet):
         )
         self._closure = isinstance(self.optimizer_, torch.optim.LBFGS)
         self._extra_loss = getattr(self.module_, "extra_loss", None)
+        if getattr(self.module_, "body", None) is not None and not hasattr(
+            self.module_.body, "extra_loss"
+        ):
+            self._extra_loss = None  # a wrapper whose body adds nothing
         return self
 
     def get_iterator(self, dataset, training=False):

@@ -106,6 +106,11 @@ class GaussianRegressionModule(nn.Module):
         if not self.heteroscedastic:
             self.log_noise_var = nn.Parameter(torch.zeros(n_targets))
 
+    def extra_loss(self):
+        """The body's extra loss term (e.g. a KL divergence), if it defines one."""
+        extra = getattr(self.body, "extra_loss", None)
+        return 0.0 if extra is None else extra()
+
     def forward(self, x):
         out = self.body(x)
         if self.heteroscedastic:

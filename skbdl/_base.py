@@ -352,13 +352,21 @@ class BaseBayesianNetwork(BaseEstimator, metaclass=ABCMeta):
         return module
 
     # ------------------------------------------------------------- prediction
+    def _check_n_samples(self, n_samples):
+        """Number of draws for a prediction call (``None``: the ``n_samples`` parameter).
+
+        Methods with a fixed set of draws (an ensemble's members) override this.
+        """
+        n_samples = self.n_samples if n_samples is None else n_samples
+        if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+        return int(n_samples)
+
     def _iter_samples(self, X, n_samples=None):
         """Yield ``(row_slice, outputs)`` over row chunks; outputs as numpy (float64)."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        n_samples = self.n_samples if n_samples is None else n_samples
-        if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+        n_samples = self._check_n_samples(n_samples)
         budget = self.predict_batch_size or _DEFAULT_PREDICT_BUDGET
         rows = max(1, budget // n_samples)
         device = torch.device(self.net_.device)

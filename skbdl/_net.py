@@ -14,6 +14,8 @@ from skorch.callbacks import Callback
 from skorch.dataset import Dataset
 from skorch.utils import TeeGenerator
 
+from .nn._fast import make_fast_step
+
 
 class DivergenceError(RuntimeError):
     """Raised when training produces a non-finite loss."""
@@ -112,7 +114,17 @@ class SkbdlNet(NeuralNet):
             self.module_.body, "extra_loss"
         ):
             self._extra_loss = None  # a wrapper whose body adds nothing
+        self._fast_step = None
         return self
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        if self._fast_step is None and self._extra_loss is None and not self._closure:
+            self._fast_step = make_fast_step(self.module_, self.criterion_)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        super().on_train_end(net, X=X, y=y, **kwargs)
+        self._fast_step = None  # holds views of the parameters; not worth pickling
 
     def get_iterator(self, dataset, training=False):
         tensors = _as_tensors(dataset)
@@ -143,10 +155,14 @@ class SkbdlNet(NeuralNet):
         if self._closure or fit_params:
             return super().train_step(batch, **fit_params)
         Xi, yi = batch
-        self.optimizer_.zero_grad(set_to_none=True)
-        y_pred = self.module_(Xi)
-        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
-        loss.backward()
+        if self._fast_step is not None:
+            with torch.no_grad():
+                loss, y_pred = self._fast_step(Xi, yi)
+        else:
+            self.optimizer_.zero_grad(set_to_none=True)
+            y_pred = self.module_(Xi)
+            loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+            loss.backward()
         if self._grad_hook:
             self.notify(
                 "on_grad_computed",

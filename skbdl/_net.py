@@ -18,7 +18,22 @@ from .nn._fast import make_fast_step
 
 
 class DivergenceError(RuntimeError):
-    """Raised when training produces a non-finite loss."""
+    """Raised by ``fit`` when training produces a non-finite loss.
+
+    The estimator is left as it was before the call (a previous fit is kept), so
+    no NaN predictions can follow a diverged fit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbdl import DivergenceError, MCDropoutRegressor
+    >>> X = np.random.RandomState(0).randn(50, 2) * 1e20
+    >>> try:
+    ...     MCDropoutRegressor(max_epochs=2, optimizer="sgd", lr=1e10).fit(X, X[:, 0])
+    ... except DivergenceError as error:
+    ...     print("diverged")
+    diverged
+    """
 
 
 class _TensorBatches:

@@ -59,7 +59,7 @@ def entropy(proba, axis=-1):
     proba = np.asarray(proba, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(proba > 0, proba * np.log(proba), 0.0)
-    return -terms.sum(axis=axis)
+    return 0.0 - terms.sum(axis=axis)  # 0.0 - x avoids printing -0.0
 
 
 def decompose_classification(proba_samples):
@@ -166,6 +166,14 @@ class ClassificationUncertainty:
     epistemic : ndarray of shape (n_rows,)
         Mutual information between prediction and model parameters: what more data
         would remove.  Non-negative.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbdl.uncertainty import ClassificationUncertainty, decompose_classification
+    >>> u = ClassificationUncertainty(*decompose_classification(np.full((4, 1, 2), 0.5)))
+    >>> round(float(u.total[0]), 4), float(u.mutual_information[0])
+    (0.6931, 0.0)
     """
 
     proba: np.ndarray
@@ -209,6 +217,15 @@ class RegressionUncertainty:
         Expected noise variance ``E[sigma**2]``.
     epistemic_var : ndarray
         Variance of the sampled means ``Var[mu]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbdl.uncertainty import RegressionUncertainty, decompose_regression
+    >>> mean, total, alea, epi = decompose_regression([[0.0], [2.0]], [[1.0], [3.0]])
+    >>> u = RegressionUncertainty(mean, np.sqrt(total), total, alea, epi)
+    >>> round(float(u.std[0]) ** 2, 6), float(u.epistemic_std[0])
+    (3.0, 1.0)
     """
 
     mean: np.ndarray

@@ -9,9 +9,9 @@ from torch import nn
 from ._base import BaseBayesianNetwork, BayesianClassifierMixin, BayesianRegressorMixin
 from .nn import MLP
 
-#: Dropout layers whose masks skbdl draws itself at prediction time (one mask per
-#: sample, shared by all rows), keyed by the number of trailing dimensions that get
-#: their own mask entry: element-wise for Dropout, per channel for DropoutNd.
+#: Dropout layers (and their subclasses) whose masks skbdl draws itself at
+#: prediction time: one mask per sample, shared by all rows; element-wise for
+#: Dropout, per channel for Dropout1d/2d/3d.
 _SHARED_MASK_LAYERS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
 
 
@@ -28,7 +28,8 @@ class _MCDropoutSampler:
     ``seed`` and the layer's position, so a row's prediction does not depend on the
     other rows in the batch (each sample is one thinned network, as in the Bayesian
     reading of dropout).  Layers of other dropout types (alpha dropout) run in train
-    mode, with independent masks per row.
+    mode, with independent masks per row, drawn from torch's generator seeded by
+    ``seed`` (reproducible for the same input, but not independent of batching).
     """
 
     def __init__(self, module, n_samples, seed):
@@ -58,14 +59,20 @@ class _MCDropoutSampler:
     def __call__(self, X):
         handles, stochastic = [], []
         for index, layer in enumerate(dropout_layers(self.module)):
-            if type(layer) in _SHARED_MASK_LAYERS:
+            if isinstance(layer, _SHARED_MASK_LAYERS):
                 handles.append(layer.register_forward_hook(self._hook(index)))
             else:
                 layer.train()
                 stochastic.append(layer)
+        devices = [X.device] if X.device.type == "cuda" else []
         try:
             tiled = X.repeat(self.n_samples, *([1] * (X.ndim - 1)))
-            out = self.module(tiled)
+            # Layers left in train mode draw from torch's generator: seed it, so that
+            # predictions are reproducible and the user's random stream is untouched.
+            with torch.random.fork_rng(devices=devices, enabled=bool(stochastic)):
+                if stochastic:
+                    torch.manual_seed(self.seed)
+                out = self.module(tiled)
         finally:
             for handle in handles:
                 handle.remove()
@@ -83,10 +90,16 @@ class _BaseMCDropout(BaseBayesianNetwork):
     }
 
     def _make_default_module(self, n_features_in, n_outputs):
+        hidden_layer_sizes = self._validate_hidden_layer_sizes()
+        if not hidden_layer_sizes:
+            raise ValueError(
+                "MC dropout needs at least one hidden layer (its dropout layers follow the "
+                "hidden layers); got hidden_layer_sizes=(), which has no dropout layer."
+            )
         return MLP(
             n_features_in,
             n_outputs,
-            hidden_layer_sizes=self._validate_hidden_layer_sizes(),
+            hidden_layer_sizes=hidden_layer_sizes,
             activation=self.activation,
             dropout=self.dropout,
         )

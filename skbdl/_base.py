@@ -204,12 +204,16 @@ class BaseBayesianNetwork(BaseEstimator, metaclass=ABCMeta):
         sizes = [sizes] if isinstance(sizes, numbers.Integral) else list(sizes)
         if any(not isinstance(s, numbers.Integral) or s < 1 for s in sizes):
             raise ValueError(
-                f"hidden_layer_sizes must contain positive integers; got {self.hidden_layer_sizes!r}."
+                "hidden_layer_sizes must contain positive integers; "
+                f"got {self.hidden_layer_sizes!r}."
             )
         return tuple(int(s) for s in sizes)
 
     def _device(self):
-        device = torch.device(self.device)
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, ValueError) as error:
+            raise ValueError(f"device={self.device!r} is not a torch device: {error}") from None
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device={self.device!r} was requested but CUDA is not available.")
         return device
@@ -265,7 +269,8 @@ class BaseBayesianNetwork(BaseEstimator, metaclass=ABCMeta):
         y_tensor, n_outputs = self._prepare_targets(y)
         rng = check_random_state(self.random_state)
         train_seed, self._predict_seed = _seed_from(rng), _seed_from(rng)
-        X_tensor = torch.tensor(X, dtype=torch.float32)
+        # ascontiguousarray: torch cannot read numpy arrays with negative strides (X[::-1]).
+        X_tensor = torch.tensor(np.ascontiguousarray(X), dtype=torch.float32)
         fork_devices = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=fork_devices), _torch_threads(
             1 if device.type == "cpu" and self.batch_size <= 512 else None
@@ -367,21 +372,35 @@ class BaseBayesianNetwork(BaseEstimator, metaclass=ABCMeta):
             raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
         return int(n_samples)
 
-    def _iter_samples(self, X, n_samples=None):
-        """Yield ``(row_slice, outputs)`` over row chunks; outputs as numpy (float64)."""
+    def _prediction_module(self):
+        """The module that prediction hooks receive, and its device.
+
+        The trained skorch net's module; a method whose prediction module is not a
+        skorch net's (a post-hoc meta-estimator) overrides this.
+        """
+        return self.net_.module_, torch.device(self.net_.device)
+
+    def _iter_samples(self, X, n_samples=None, sampler=None):
+        """Yield ``(row_slice, outputs)`` over row chunks; outputs as numpy (float64).
+
+        ``sampler(module, X_chunk, n_samples, seed)`` computes the outputs of a
+        chunk; ``None`` means :meth:`_sample_outputs`.
+        """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         n_samples = self._check_n_samples(n_samples)
+        sampler = self._sample_outputs if sampler is None else sampler
         budget = self.predict_batch_size or _DEFAULT_PREDICT_BUDGET
         rows = max(1, budget // n_samples)
-        device = torch.device(self.net_.device)
-        module = self.net_.module_
+        module, device = self._prediction_module()
         module.eval()
         with torch.no_grad(), _torch_threads(None):
             for start in range(0, X.shape[0], rows):
                 chunk = slice(start, min(start + rows, X.shape[0]))
-                X_chunk = torch.tensor(X[chunk], dtype=torch.float32, device=device)
-                out = self._sample_outputs(module, X_chunk, n_samples, self._predict_seed)
+                X_chunk = torch.tensor(
+                    np.ascontiguousarray(X[chunk]), dtype=torch.float32, device=device
+                )
+                out = sampler(module, X_chunk, n_samples, self._predict_seed)
                 yield chunk, _to_numpy(out), X.shape[0]
 
     def __sklearn_tags__(self):
@@ -533,6 +552,18 @@ class BayesianRegressorMixin(RegressorMixin):
     def _criterion(self):
         return GaussianNLLLoss
 
+    #: True for methods with closed-form predictive moments (``_predictive_moments``);
+    #: their ``predict`` and ``predict_uncertainty(X)`` use them instead of sampling.
+    _closed_form_moments = False
+
+    def _predictive_moments(self, module, X, n_samples, seed):
+        """Closed-form ``(mean, aleatoric_var, epistemic_var)`` for rows ``X``.
+
+        Each of shape (n_rows, n_outputs), in standardised target units.  Only
+        called when ``_closed_form_moments`` is True.
+        """
+        raise NotImplementedError
+
     def _gaussian_samples(self, out):
         mean, var = out
         mean = mean * self.y_scale_ + self.y_mean_
@@ -540,6 +571,15 @@ class BayesianRegressorMixin(RegressorMixin):
         if self._y_1d:
             mean, var = mean[..., 0], var[..., 0]
         return mean, var
+
+    def _moment_parts(self, out):
+        """Closed-form moments in original units: (mean, total, aleatoric, epistemic)."""
+        mean, aleatoric = self._gaussian_samples(out[:2])
+        _, epistemic = self._gaussian_samples(out[::2])
+        return mean, aleatoric + epistemic, aleatoric, epistemic
+
+    def _sample_parts(self, out):
+        return decompose_regression(*self._gaussian_samples(out))
 
     def sample_predictions(self, X, n_samples=None):
         """Means and variances of the Gaussian predictions of ``n_samples`` draws.
@@ -580,11 +620,20 @@ class BayesianRegressorMixin(RegressorMixin):
             ``mean``, ``std``, ``total_var``, ``aleatoric_var`` (mean noise variance)
             and ``epistemic_var`` (variance of the sampled means), each of shape
             (n_rows,) for a 1-D ``y`` at fit time, else (n_rows, n_outputs), in the
-            target's original units.  Computed in row batches.
+            target's original units.  Computed in row batches.  Methods with
+            closed-form predictive moments (PBP, the Bayesian last layer) return
+            those when ``n_samples`` is None, and Monte Carlo estimates from
+            ``n_samples`` draws when it is given.
         """
+        if n_samples is None and self._closed_form_moments:
+            outputs = self._iter_samples(X, 1, sampler=self._predictive_moments)
+            summarise = self._moment_parts
+        else:
+            outputs = self._iter_samples(X, n_samples)
+            summarise = self._sample_parts
         result = None
-        for chunk, out, n_rows in self._iter_samples(X, n_samples):
-            parts = decompose_regression(*self._gaussian_samples(out))
+        for chunk, out, n_rows in outputs:
+            parts = summarise(out)
             if result is None:
                 result = [np.empty((n_rows,) + p.shape[1:]) for p in parts]
             for array, part in zip(result, parts):

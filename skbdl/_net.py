@@ -70,16 +70,42 @@ def _as_tensors(dataset):
 
 
 class DivergenceCheck(Callback):
-    """Stop with :class:`DivergenceError` as soon as an epoch's loss is not finite."""
+    """Raise :class:`DivergenceError` when training has broken down.
+
+    After each epoch the training loss must be finite; after training, the
+    parameters and the network's outputs on (up to 256 of) the training rows must
+    be finite too, which catches a run whose loss stayed finite while its weights
+    or predicted variances overflowed.
+    """
+
+    _ADVICE = (
+        "Lower the learning rate (lr), scale the inputs (e.g. StandardScaler) or add "
+        "weight decay."
+    )
 
     def on_epoch_end(self, net, **kwargs):
         loss = net.history[-1].get("train_loss", 0.0)
         if not math.isfinite(loss):
             raise DivergenceError(
                 f"Training diverged: the training loss is {loss} at epoch "
-                f"{len(net.history)}. Lower the learning rate (lr), scale the inputs "
-                "(e.g. StandardScaler) or add weight decay."
+                f"{len(net.history)}. {self._ADVICE}"
             )
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        if not all(torch.isfinite(p).all() for p in net.module_.parameters()):
+            raise DivergenceError(f"Training diverged: some weights are not finite. {self._ADVICE}")
+        if isinstance(X, torch.Tensor):
+            training = net.module_.training
+            net.module_.eval()
+            with torch.no_grad():
+                out = net.module_(X[:256].to(net.device))
+            net.module_.train(training)
+            outputs = out if isinstance(out, tuple) else (out,)
+            if not all(torch.isfinite(o).all() for o in outputs):
+                raise DivergenceError(
+                    "Training diverged: the trained network's outputs on the training "
+                    f"data are not finite. {self._ADVICE}"
+                )
 
 
 class EpochProgressBar(Callback):

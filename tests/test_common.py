@@ -4,7 +4,6 @@ import inspect
 import pkgutil
 from importlib import import_module
 
-import pytest
 from sklearn.base import BaseEstimator
 from sklearn.utils.estimator_checks import parametrize_with_checks
 

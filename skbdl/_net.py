@@ -135,6 +135,74 @@ class EpochProgressBar(Callback):
         return state
 
 
+class _FusedAdamStep:
+    """``optimizer.step()`` for a fused Adam/AdamW, without its per-step Python.
+
+    ``torch.optim.Adam.step`` spends far longer grouping tensors and checking
+    options than its fused kernel takes on a small network.  This calls the same
+    kernel on lists gathered once, after a first ordinary step has created the
+    optimizer's state, and reads ``lr``, ``betas``, ``eps`` and ``weight_decay`` from
+    the param groups at every step (so learning-rate schedulers keep working).
+    Only used when every parameter receives a gradient at every step (the
+    hand-written MLP path).
+    """
+
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
+        self.groups = None
+
+    @staticmethod
+    def supports(optimizer):
+        return type(optimizer) in (torch.optim.Adam, torch.optim.AdamW) and all(
+            group.get("fused")
+            and not any(group.get(k) for k in ("amsgrad", "maximize", "capturable"))
+            and not group.get("differentiable")
+            for group in optimizer.param_groups
+        )
+
+    def step(self):
+        if self.groups is None:
+            self.optimizer.step()  # creates exp_avg, exp_avg_sq and step
+            state = self.optimizer.state
+            self.groups = [
+                (
+                    group,
+                    group["params"],
+                    [state[p]["exp_avg"] for p in group["params"]],
+                    [state[p]["exp_avg_sq"] for p in group["params"]],
+                    [state[p]["step"] for p in group["params"]],
+                )
+                for group in self.optimizer.param_groups
+            ]
+            return
+        decoupled = isinstance(self.optimizer, torch.optim.AdamW)
+        for group, params, exp_avgs, exp_avg_sqs, steps in self.groups:
+            kernel = (
+                torch._fused_adamw_
+                if group.get("decoupled_weight_decay", decoupled)
+                else torch._fused_adam_
+            )
+            torch._foreach_add_(steps, 1)
+            beta1, beta2 = group["betas"]
+            kernel(
+                params,
+                [p.grad for p in params],
+                exp_avgs,
+                exp_avg_sqs,
+                [],
+                steps,
+                amsgrad=False,
+                lr=float(group["lr"]),
+                beta1=float(beta1),
+                beta2=float(beta2),
+                weight_decay=group["weight_decay"],
+                eps=group["eps"],
+                maximize=False,
+                grad_scale=None,
+                found_inf=None,
+            )
+
+
 class SkbdlNet(NeuralNet):
     """skorch ``NeuralNet`` with a fast path for in-memory tensors.
 
@@ -162,10 +230,14 @@ class SkbdlNet(NeuralNet):
         super().on_train_begin(net, X=X, y=y, **kwargs)
         if self._fast_step is None and self._extra_loss is None and not self._closure:
             self._fast_step = make_fast_step(self.module_, self.criterion_)
+        self._fast_optimizer_step = self.optimizer_.step
+        if self._fast_step is not None and _FusedAdamStep.supports(self.optimizer_):
+            self._fast_optimizer_step = _FusedAdamStep(self.optimizer_).step
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
         super().on_train_end(net, X=X, y=y, **kwargs)
-        self._fast_step = None  # holds views of the parameters; not worth pickling
+        # Both hold views of the parameters and state: rebuilt per fit, not pickled.
+        self._fast_step = self._fast_optimizer_step = None
 
     def get_iterator(self, dataset, training=False):
         tensors = _as_tensors(dataset)
@@ -192,6 +264,13 @@ class SkbdlNet(NeuralNet):
             y_pred = self.module_(Xi)
             return {"loss": self.get_loss(y_pred, yi, X=Xi), "y_pred": y_pred}
 
+    def _notify_grad(self, batch):
+        self.notify(
+            "on_grad_computed",
+            named_parameters=TeeGenerator(self.get_all_learnable_params()),
+            batch=batch,
+        )
+
     def train_step(self, batch, **fit_params):
         if self._closure or fit_params:
             return super().train_step(batch, **fit_params)
@@ -199,16 +278,15 @@ class SkbdlNet(NeuralNet):
         if self._fast_step is not None:
             with torch.no_grad():
                 loss, y_pred = self._fast_step(Xi, yi)
-        else:
-            self.optimizer_.zero_grad(set_to_none=True)
-            y_pred = self.module_(Xi)
-            loss = self.get_loss(y_pred, yi, X=Xi, training=True)
-            loss.backward()
+            if self._grad_hook:
+                self._notify_grad(batch)
+            self._fast_optimizer_step()
+            return {"loss": loss, "y_pred": y_pred}
+        self.optimizer_.zero_grad(set_to_none=True)
+        y_pred = self.module_(Xi)
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        loss.backward()
         if self._grad_hook:
-            self.notify(
-                "on_grad_computed",
-                named_parameters=TeeGenerator(self.get_all_learnable_params()),
-                batch=batch,
-            )
+            self._notify_grad(batch)
         self.optimizer_.step()
         return {"loss": loss, "y_pred": y_pred}

@@ -71,3 +71,25 @@ def test_unsupported_modules_fall_back_to_autograd():
     weighted = nn.CrossEntropyLoss(weight=torch.ones(2))
     assert make_fast_step(MLP(3, 2), weighted) is None
     assert make_fast_step(MLP(3, 2), nn.MSELoss()) is None
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_direct_fused_adam_equals_the_optimizer_step(monkeypatch, optimizer):
+    import numpy as np
+
+    from skbdl import MCDropoutRegressor
+    from skbdl._net import _FusedAdamStep
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(64, 3)
+    y = X @ rng.randn(3)
+    params = dict(
+        hidden_layer_sizes=(8,), max_epochs=4, batch_size=16, optimizer=optimizer,
+        weight_decay=0.01, random_state=0,
+    )
+    fast = MCDropoutRegressor(**params).fit(X, y)
+    monkeypatch.setattr(_FusedAdamStep, "supports", staticmethod(lambda optimizer: False))
+    reference = MCDropoutRegressor(**params).fit(X, y)
+    for a, b in zip(fast.module_.parameters(), reference.module_.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert fast.loss_curve_ == reference.loss_curve_

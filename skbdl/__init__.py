@@ -1,13 +1,19 @@
 """skbdl: Bayesian deep learning as scikit-learn estimators."""
 
 from ._net import DivergenceError
+from .bbb import BayesianMLPClassifier, BayesianMLPRegressor
+from .ensemble import DeepEnsembleClassifier, DeepEnsembleRegressor
 from .mc_dropout import MCDropoutClassifier, MCDropoutRegressor
 from .uncertainty import ClassificationUncertainty, RegressionUncertainty
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BayesianMLPClassifier",
+    "BayesianMLPRegressor",
     "ClassificationUncertainty",
+    "DeepEnsembleClassifier",
+    "DeepEnsembleRegressor",
     "DivergenceError",
     "MCDropoutClassifier",
     "MCDropoutRegressor",

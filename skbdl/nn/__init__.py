@@ -1,5 +1,40 @@
 """Torch building blocks: the default MLP, the Gaussian regression head and its loss."""
 
+from ._bayesian import (
+    BayesianLinear,
+    BayesianMLP,
+    GaussianPrior,
+    Prior,
+    ScaleMixturePrior,
+    kl_divergence,
+    shared_weight_samples,
+)
+from ._ensemble import (
+    EnsembleCrossEntropyLoss,
+    EnsembleGaussianNLLLoss,
+    LoopEnsemble,
+    StackedGaussianRegressionModule,
+    StackedMLP,
+    VmapEnsemble,
+)
 from ._mlp import ACTIVATIONS, MLP, GaussianNLLLoss, GaussianRegressionModule
 
-__all__ = ["ACTIVATIONS", "MLP", "GaussianNLLLoss", "GaussianRegressionModule"]
+__all__ = [
+    "ACTIVATIONS",
+    "BayesianLinear",
+    "BayesianMLP",
+    "GaussianPrior",
+    "Prior",
+    "ScaleMixturePrior",
+    "kl_divergence",
+    "shared_weight_samples",
+    "MLP",
+    "EnsembleCrossEntropyLoss",
+    "EnsembleGaussianNLLLoss",
+    "GaussianNLLLoss",
+    "GaussianRegressionModule",
+    "LoopEnsemble",
+    "StackedGaussianRegressionModule",
+    "StackedMLP",
+    "VmapEnsemble",
+]

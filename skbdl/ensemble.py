@@ -1,0 +1,657 @@
+"""Deep ensembles (Lakshminarayanan, Pritzel & Blundell 2017).
+
+Members differ by initialisation and data order (and optionally by a bootstrap
+resample).  They are trained either together, as one stacked (vectorised) model in
+one process, or as independent joblib tasks, which a Dask cluster can run.  Member
+``m``'s initialisation, data order and bootstrap sample depend only on its own seed,
+so both strategies train the same members.
+"""
+
+import copy
+import math
+import numbers
+import threading
+import warnings
+
+import numpy as np
+import torch
+from joblib import Parallel, delayed, effective_n_jobs
+from sklearn.utils._param_validation import Interval, StrOptions
+from skorch.history import History
+from skorch.utils import TeeGenerator
+from torch import nn
+
+from . import _net
+from ._base import (
+    BaseBayesianNetwork,
+    BayesianClassifierMixin,
+    BayesianRegressorMixin,
+    _torch_threads,
+)
+from .nn import (
+    MLP,
+    EnsembleCrossEntropyLoss,
+    EnsembleGaussianNLLLoss,
+    LoopEnsemble,
+    StackedGaussianRegressionModule,
+    StackedMLP,
+    VmapEnsemble,
+)
+from .nn._fast_ensemble import make_stacked_fast_step
+
+#: Floats gathered at once when building an epoch's per-member batches.
+_GATHER_BUDGET = 2**22
+
+#: Serialises "seed torch's global generator, then build a member" when members are
+#: built by joblib tasks in threads of one process.
+_BUILD_LOCK = threading.Lock()
+
+_CONTAINERS = {"stacked": StackedMLP, "vmap": VmapEnsemble, "loop": LoopEnsemble}
+
+
+def _member_seeds(seed, n_members):
+    """``[(init_seed, data_seed), ...]``, one pair per member, drawn from ``seed``.
+
+    Member ``m``'s pair does not depend on ``n_members``: the first members of a
+    larger ensemble are the members of a smaller one.
+    """
+    draws = np.random.RandomState(seed).randint(np.iinfo(np.int32).max, size=n_members)
+    return [tuple(int(s) for s in np.random.SeedSequence(int(d)).generate_state(2)) for d in draws]
+
+
+class _MemberBatches:
+    """Per-member mini-batches of shape ``(n_members, batch, ...)``.
+
+    Each member shuffles its rows (or its bootstrap sample, drawn once) every epoch
+    with its own generator, so its data order does not depend on the other members.
+    """
+
+    def __init__(self, X, y, batch_size, data_seeds, bootstrap):
+        self.X, self.y, self.batch_size = X, y, batch_size
+        self.generators = [torch.Generator().manual_seed(int(s)) for s in data_seeds]
+        n = len(X)
+        self.rows = None
+        if bootstrap:
+            self.rows = torch.stack(
+                [torch.randint(n, (n,), generator=g) for g in self.generators]
+            ).to(X.device)
+
+    def __len__(self):
+        return math.ceil(len(self.X) / self.batch_size)
+
+    def __iter__(self):
+        n, batch = len(self.X), self.batch_size
+        order = torch.stack([torch.randperm(n, generator=g) for g in self.generators])
+        order = order.to(self.X.device)
+        if self.rows is not None:
+            order = self.rows.gather(1, order)
+        row_floats = len(self.generators) * max(1, self.X[0].numel() + self.y[0].numel())
+        block = max(1, _GATHER_BUDGET // (row_floats * batch)) * batch
+        for start in range(0, n, block):
+            rows = order[:, start : start + block]
+            yield from zip(self.X[rows].split(batch, dim=1), self.y[rows].split(batch, dim=1))
+
+
+class _EnsembleNet(_net.SkbdlNet):
+    """SkbdlNet over an ensemble container: per-member data order, optional FGSM.
+
+    Training batches have shape ``(n_members, batch, n_features)``; validation
+    batches ``(batch, n_features)`` are shared by all members.
+    """
+
+    def __init__(self, *args, data_seeds=(), bootstrap=False, adversarial_epsilon=None, **kw):
+        super().__init__(*args, **kw)
+        self.data_seeds = data_seeds
+        self.bootstrap = bootstrap
+        self.adversarial_epsilon = adversarial_epsilon
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        self._fast_step = None
+        if self.adversarial_epsilon is None and not self._closure and self._extra_loss is None:
+            self._fast_step = make_stacked_fast_step(self.module_, self.criterion_)
+
+    def get_iterator(self, dataset, training=False):
+        tensors = _net._as_tensors(dataset) if training else None
+        if tensors is None:
+            return super().get_iterator(dataset, training=training)
+        X, y = (t.to(self.device) for t in tensors)
+        return _MemberBatches(X, y, self.batch_size, self.data_seeds, self.bootstrap)
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        # skorch's loop, recording the number of rows (not of members) per batch.
+        if iterator is None:
+            return
+        self._set_training(training)
+        batch_count = 0
+        for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            self.history.record_batch(prefix + "_loss", step["loss"].item())
+            self.history.record_batch(prefix + "_batch_size", batch[0].shape[-2])
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+            batch_count += 1
+        self.history.record(prefix + "_batch_count", batch_count)
+
+    def train_step(self, batch, **fit_params):
+        if self.adversarial_epsilon is None or self._closure or fit_params:
+            return super().train_step(batch, **fit_params)
+        # Fast gradient sign method: loss(x) + loss(x + eps * sign(grad_x loss(x))).
+        # The loss sums the members' losses and member m only sees X[m], so the input
+        # gradient of X[m] is member m's own.
+        Xi, yi = batch
+        epsilon = torch.as_tensor(self.adversarial_epsilon, dtype=Xi.dtype, device=Xi.device)
+        self.optimizer_.zero_grad(set_to_none=True)
+        Xi = Xi.detach().requires_grad_(True)
+        y_pred = self.module_(Xi)
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        (grad,) = torch.autograd.grad(loss, Xi, retain_graph=True)
+        X_adversarial = (Xi + epsilon * grad.sign()).detach()
+        loss = loss + self.get_loss(self.module_(X_adversarial), yi, X=X_adversarial, training=True)
+        loss.backward()
+        if self._grad_hook:
+            self.notify(
+                "on_grad_computed",
+                named_parameters=TeeGenerator(self.get_all_learnable_params()),
+                batch=batch,
+            )
+        self.optimizer_.step()
+        return {"loss": loss.detach(), "y_pred": y_pred}
+
+
+def _vmappable(bodies, X_probe):
+    """Whether ``torch.func.vmap`` can train these members (forward and backward)."""
+    try:
+        with torch.random.fork_rng(devices=[]):
+            ensemble = VmapEnsemble(bodies).train()
+            out = ensemble(X_probe.expand(len(bodies), *X_probe.shape))
+            out.float().sum().backward()
+    except Exception:  # any failure under vmap means: train members one by one
+        return False
+    return True
+
+
+def _combine_histories(histories):
+    """One history whose losses are, per epoch, the sums of the members' losses.
+
+    A member that stopped early (early stopping) contributes its last epoch's loss.
+    """
+    combined = History()
+    for epoch in range(max(len(h) for h in histories)):
+        combined.new_epoch()
+        combined.record("epoch", epoch + 1)
+        rows = [h[min(epoch, len(h) - 1)] for h in histories]
+        for key in ("train_loss", "valid_loss", "dur"):
+            if all(key in row for row in rows):
+                combined.record(key, float(sum(row[key] for row in rows)))
+    return combined
+
+
+def _fit_member(estimator, X, y, width, kind, seed, member_seed, device, epsilon):
+    """Train one member as a 1-member ensemble (a joblib task; module level to pickle)."""
+    threads = 1 if device.type == "cpu" and estimator.batch_size <= 512 else None
+    with _torch_threads(threads):
+        with _BUILD_LOCK:  # never reseed while a thread of this process builds a member
+            torch.manual_seed(member_seed[1])  # random layers of a user module, if any
+        module = estimator._build_ensemble([member_seed], X, width, kind)
+        net = estimator._make_ensemble_net(module, [member_seed], seed, device, epsilon)
+        net = estimator._fit_net(net, X, y)
+    return net.module_.cpu(), net.history
+
+
+class _BaseDeepEnsemble(BaseBayesianNetwork):
+    _parameter_constraints = {
+        **{k: v for k, v in BaseBayesianNetwork._parameter_constraints.items() if k != "n_samples"},
+        "n_estimators": [Interval(numbers.Integral, 1, None, closed="left")],
+        "bootstrap": ["boolean"],
+        "adversarial_epsilon": [None, Interval(numbers.Real, 0, None, closed="neither")],
+        "strategy": [StrOptions({"auto", "vectorized", "joblib"})],
+        "n_jobs": [None, numbers.Integral],
+    }
+
+    # ------------------------------------------------------------- members
+    def _make_default_module(self, n_features_in, n_outputs):
+        return MLP(
+            n_features_in,
+            n_outputs,
+            hidden_layer_sizes=self._validate_hidden_layer_sizes(),
+            activation=self.activation,
+        )
+
+    def _build_bodies(self, seeds, X, width):
+        """One freshly initialised body per member, seeded by the member's init seed."""
+        bodies = []
+        for init_seed, _ in seeds:
+            with _BUILD_LOCK, torch.random.fork_rng(devices=[]):
+                torch.manual_seed(init_seed)
+                body = self._build_body(X.shape[1], width)
+                if isinstance(self.module, nn.Module):  # a copied instance: re-initialise
+                    for layer in body.modules():
+                        if callable(getattr(layer, "reset_parameters", None)):
+                            layer.reset_parameters()
+            bodies.append(body)
+        self._check_output_shape(bodies[0], X[:2], width)
+        return bodies
+
+    def _build_ensemble(self, seeds, X, width, kind):
+        """The trainable module: the members in one container, wrapped for the task."""
+        bodies = self._build_bodies(seeds, X, width)
+        container = StackedMLP.from_mlps(bodies) if kind == "stacked" else _CONTAINERS[kind](bodies)
+        return self._wrap_module(container)
+
+    def _container_kind(self, X, width):
+        if self.module is None:
+            return "stacked"
+        bodies = self._build_bodies(_member_seeds(0, 2), X, width)
+        return "vmap" if _vmappable(bodies, X[:2]) else "loop"
+
+    def _strategy(self, kind):
+        if self.strategy == "vectorized" and kind == "loop":
+            raise ValueError(
+                "strategy='vectorized' needs a module that torch.func.vmap can train "
+                "(no data-dependent Python control flow, no .item() calls, ...); this "
+                "one raised under vmap. Use strategy='joblib' or 'auto'."
+            )
+        if self.strategy != "auto":
+            return self.strategy
+        if kind == "loop" or effective_n_jobs(self.n_jobs) > 1:
+            return "joblib"
+        return "vectorized"
+
+    # ------------------------------------------------------------- training
+    def _make_ensemble_net(self, module, seeds, seed, device, epsilon):
+        return self._make_net(
+            module,
+            seed,
+            device,
+            net_class=_EnsembleNet,
+            data_seeds=[data_seed for _, data_seed in seeds],
+            bootstrap=self.bootstrap,
+            adversarial_epsilon=epsilon,
+        )
+
+    def _train_network(self, X, y, n_outputs, seed, device):
+        width = self._body_width(n_outputs)
+        seeds = _member_seeds(seed, self.n_estimators)
+        kind = self._container_kind(X, width)
+        strategy = self._strategy(kind)
+        epsilon = None
+        if self.adversarial_epsilon is not None:
+            epsilon = self.adversarial_epsilon * (X.max(dim=0).values - X.min(dim=0).values)
+        if strategy == "vectorized":
+            module = self._build_ensemble(seeds, X, width, kind)
+            net = self._make_ensemble_net(module, seeds, seed, device, epsilon)
+            net = self._fit_net(net, X, y)
+        else:
+            # What a task needs: the parameters and target settings, not a previous fit.
+            task = copy.copy(self)
+            for name in ("net_", "history_", "loss_curve_"):
+                vars(task).pop(name, None)
+            results = Parallel(n_jobs=self.n_jobs)(
+                delayed(_fit_member)(task, X, y, width, kind, seed, s, device, epsilon)
+                for s in seeds
+            )
+            modules, histories = zip(*results)
+            module = type(modules[0]).concatenate(list(modules))
+            net = self._make_ensemble_net(module, seeds, seed, device, epsilon)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*initialized.*", module="skorch")
+                net.initialize()
+            net.history = _combine_histories(histories)
+        self.strategy_ = strategy
+        return net
+
+    # ----------------------------------------------------------- prediction
+    def _check_n_samples(self, n_samples):
+        n_members = self.n_estimators_
+        if n_samples is not None and n_samples != n_members:
+            raise ValueError(
+                f"A deep ensemble's draws are its {n_members} members: n_samples must be "
+                f"None or {n_members} (n_estimators); got {n_samples!r}."
+            )
+        return n_members
+
+    def _sample_outputs(self, module, X, n_samples, seed):
+        return module(X)
+
+    @property
+    def n_estimators_(self):
+        """Number of trained members."""
+        return self.module_.n_members
+
+    @property
+    def members_(self):
+        """The trained member networks, as separate torch modules (copies for the
+        default MLP, which is trained stacked)."""
+        return self.module_.unstack()
+
+
+_COMMON_DOC = """
+    Parameters
+    ----------
+    module : torch.nn.Module class or instance, default=None
+        The member network.  ``None`` builds an :class:`skbdl.nn.MLP` from
+        ``hidden_layer_sizes`` and ``activation`` per member; the members are
+        then trained stacked, as one :class:`skbdl.nn.StackedMLP`.  A class is
+        instantiated once per member with the ``module__*`` arguments (filling in
+        ``n_features_in`` and ``n_outputs`` if its constructor takes them and they
+        are not given); an instance is copied per member and re-initialised by the
+        ``reset_parameters()`` of its layers.  Members are seeded independently.
+    hidden_layer_sizes : tuple of int, default=(100,)
+        Hidden layer widths of the default MLP.
+    activation : {'relu', 'tanh', 'logistic', 'identity', 'gelu', 'elu', 'silu'}, default='relu'
+        Activation of the default MLP.
+    n_estimators : int, default=5
+        Number of members.  They are the draws of every prediction method
+        (``n_samples`` must be None or ``n_estimators``).
+    bootstrap : bool, default=False
+        Train each member on its own bootstrap resample of the training rows (the
+        paper found plain data-order and initialisation diversity better).
+    adversarial_epsilon : float, default=None
+        Adversarial training as in the paper: each step also fits the fast gradient
+        sign perturbation ``x + eps * sign(grad_x loss)``, with ``eps`` this
+        fraction of each feature's range in the training data, and minimises the sum
+        of the clean and adversarial losses.  ``None`` turns it off.
+    strategy : {'auto', 'vectorized', 'joblib'}, default='auto'
+        How the members are trained.  ``'vectorized'``: all together, as one stacked
+        model in this process (batched matrix products for the default MLP,
+        ``torch.func.vmap`` for a user module), each member with its own data order
+        and its own (element-wise) optimizer state.  ``'joblib'``: each member as
+        an independent ``joblib`` task with ``n_jobs`` workers, so that inside
+        ``with joblib.parallel_config(backend="dask"):`` members train on a Dask
+        cluster.  ``'auto'``: ``'joblib'`` when ``joblib.effective_n_jobs(n_jobs)``
+        is above one (``n_jobs > 1``, or an enclosing ``parallel_config`` asking for
+        several workers, e.g. a Dask backend) or when the user module raises under
+        ``vmap`` (e.g. Python control flow on tensor values; batch norm is fine,
+        each member keeps its own running statistics); ``'vectorized'`` otherwise.
+        Both give the same members for the same ``random_state``, up to float
+        round-off, except with ``early_stopping`` or random layers (dropout) in a
+        user module.
+    n_jobs : int, default=None
+        Number of joblib workers for the ``'joblib'`` strategy (``None``: one, unless
+        an enclosing ``joblib.parallel_config`` says otherwise; ``-1``: all CPUs).
+    max_epochs : int, default=100
+        Number of passes over the training data.
+    batch_size : int, default=32
+        Mini-batch size of each member.
+    lr : float, default=1e-3
+        Learning rate.
+    weight_decay : float, default=0.0
+        L2 penalty passed to the optimizer.
+    optimizer : {'adam', 'adamw', 'sgd'} or torch.optim.Optimizer class, default='adam'
+        Optimizer; ``optimizer__*`` keyword arguments are passed to it.  Stacked
+        members keep separate state under any element-wise optimizer (Adam, SGD);
+        an optimizer that mixes parameters (LBFGS) would couple them.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (the same rows for
+        every member) and stop when the validation loss has not improved for
+        ``n_iter_no_change`` epochs, restoring the best weights.  The vectorised
+        strategy watches the loss summed over the members, so all members stop at
+        the same epoch; the joblib strategy stops each member on its own loss.
+    validation_fraction : float, default=0.1
+        Fraction held out when ``early_stopping`` is True.
+    n_iter_no_change : int, default=10
+        Patience of early stopping, in epochs.
+    callbacks : list of skorch callbacks, default=None
+        Extra skorch callbacks (or ``(name, callback)`` pairs); copied at fit time
+        (per member with the joblib strategy).
+    predict_batch_size : int, default=None
+        Rows times members evaluated in one forward pass at prediction time;
+        ``None`` means 65536.
+    device : str or torch.device, default='cpu'
+        Where to train and predict, e.g. ``'cuda'``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds every member (initialisation, data order, bootstrap sample).  Member
+        ``m`` depends only on its own seed, so the first members of a larger
+        ensemble are those of a smaller one with the same ``random_state``.
+    verbose : int, default=0
+        0: silent; 1: a progress bar over epochs; 2: skorch's table per epoch.
+"""
+
+_ATTRIBUTES_DOC = """
+    net_ : skbdl._net.SkbdlNet
+        The trained skorch net over all members.
+    module_ : skbdl.nn.StackedMLP, skbdl.nn.VmapEnsemble or skbdl.nn.LoopEnsemble
+        The members in one container: inputs ``(n_rows, n_features)`` give outputs
+        ``(n_estimators, n_rows, width)``.
+    members_ : list of torch.nn.Module
+        The trained members as separate networks (an :class:`skbdl.nn.MLP` each by
+        default).  A regressor's members output standardised means and, for the
+        heteroscedastic likelihood, raw variances (before ``softplus``).
+    n_estimators_ : int
+        Number of members.
+    strategy_ : {'vectorized', 'joblib'}
+        The strategy that trained the members.
+    history_ : skorch.History
+        Per-epoch training record; ``train_loss`` (and ``valid_loss``) are the sums
+        of the members' mean losses.
+    loss_curve_ : list of float
+        Training loss per epoch, summed over members.
+    n_iter_ : int
+        Number of epochs run.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when ``X`` has string column names.
+"""
+
+_REFERENCES = """
+    References
+    ----------
+    B. Lakshminarayanan, A. Pritzel and C. Blundell, "Simple and Scalable Predictive
+    Uncertainty Estimation using Deep Ensembles", NeurIPS 2017.
+"""
+
+
+class DeepEnsembleClassifier(BayesianClassifierMixin, _BaseDeepEnsemble):
+    __doc__ = (
+        """Deep ensemble classifier: independently trained networks, averaged.
+
+    Trains ``n_estimators`` networks with cross-entropy, each from its own random
+    initialisation and data order, and predicts the average of their class
+    probabilities.  The members' disagreement is the epistemic uncertainty (mutual
+    information) of :meth:`predict_uncertainty`.
+"""
+        + _COMMON_DOC
+        + """
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels."""
+        + _ATTRIBUTES_DOC
+        + """
+    See Also
+    --------
+    DeepEnsembleRegressor : The regression counterpart.
+    MCDropoutClassifier : One network, with dropout as the source of draws.
+"""
+        + _REFERENCES
+        + """
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skbdl import DeepEnsembleClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = DeepEnsembleClassifier(n_estimators=3, hidden_layer_sizes=(16,), lr=0.01,
+    ...                              max_epochs=20, random_state=0).fit(X, y)
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 3)
+    >>> clf.sample_predictions(X[:2]).shape  # one row of probabilities per member
+    (3, 2, 3)
+    >>> u = clf.predict_uncertainty(X[:2])
+    >>> bool((u.epistemic >= 0).all())
+    True
+    """
+    )
+
+    def __init__(
+        self,
+        module=None,
+        *,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        n_estimators=5,
+        bootstrap=False,
+        adversarial_epsilon=None,
+        strategy="auto",
+        n_jobs=None,
+        max_epochs=100,
+        batch_size=32,
+        lr=1e-3,
+        weight_decay=0.0,
+        optimizer="adam",
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        callbacks=None,
+        predict_batch_size=None,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+        **kwargs,
+    ):
+        self.module = module
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.n_estimators = n_estimators
+        self.bootstrap = bootstrap
+        self.adversarial_epsilon = adversarial_epsilon
+        self.strategy = strategy
+        self.n_jobs = n_jobs
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.optimizer = optimizer
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.callbacks = callbacks
+        self.predict_batch_size = predict_batch_size
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self._store_routed(kwargs)
+
+    def _criterion(self):
+        return EnsembleCrossEntropyLoss
+
+
+class DeepEnsembleRegressor(BayesianRegressorMixin, _BaseDeepEnsemble):
+    __doc__ = (
+        """Deep ensemble regressor: Gaussian networks combined as a mixture.
+
+    Trains ``n_estimators`` networks on standardised targets, each from its own
+    random initialisation and data order.  By default each member predicts a mean
+    and a variance (heteroscedastic Gaussian, trained by the negative
+    log-likelihood), and the ensemble is the equally weighted mixture of the
+    members' Gaussians, summarised by its moments as in the paper: the mean of the
+    members' means, aleatoric variance = mean of the members' variances, epistemic
+    variance = variance of the members' means.  Every output is in the target's
+    original units.
+"""
+        + _COMMON_DOC
+        + """    likelihood : {'homoscedastic', 'heteroscedastic'}, default='heteroscedastic'
+        Heteroscedastic: each member's network outputs ``2 * n_outputs`` values,
+        means and (through ``softplus``) variances.  Homoscedastic: each member
+        learns one noise variance per target.
+
+    Attributes
+    ----------
+    n_outputs_ : int
+        Number of targets.
+    y_mean_ : ndarray of shape (n_outputs_,)
+        Target means used for standardisation.
+    y_scale_ : ndarray of shape (n_outputs_,)
+        Target standard deviations used for standardisation."""
+        + _ATTRIBUTES_DOC
+        + """
+    See Also
+    --------
+    DeepEnsembleClassifier : The classification counterpart.
+    MCDropoutRegressor : One network, with dropout as the source of draws.
+"""
+        + _REFERENCES
+        + """
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbdl import DeepEnsembleRegressor
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.uniform(-1, 1, size=(200, 1))
+    >>> y = np.sin(3 * X[:, 0]) + 0.1 * rng.randn(200)
+    >>> reg = DeepEnsembleRegressor(n_estimators=3, hidden_layer_sizes=(32,),
+    ...                             max_epochs=20, random_state=0).fit(X, y)
+    >>> mean, std = reg.predict(X[:4], return_std=True)
+    >>> mean.shape, bool((std > 0).all())
+    ((4,), True)
+    >>> means, variances = reg.sample_predictions(X[:4])  # one row per member
+    >>> means.shape
+    (3, 4)
+    >>> u = reg.predict_uncertainty(X[:4])
+    >>> np.allclose(u.epistemic_var, means.var(axis=0))
+    True
+    """
+    )
+
+    _parameter_constraints = {
+        **_BaseDeepEnsemble._parameter_constraints,
+        "likelihood": [StrOptions({"homoscedastic", "heteroscedastic"})],
+    }
+
+    def __init__(
+        self,
+        module=None,
+        *,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        n_estimators=5,
+        likelihood="heteroscedastic",
+        bootstrap=False,
+        adversarial_epsilon=None,
+        strategy="auto",
+        n_jobs=None,
+        max_epochs=100,
+        batch_size=32,
+        lr=1e-3,
+        weight_decay=0.0,
+        optimizer="adam",
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        callbacks=None,
+        predict_batch_size=None,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+        **kwargs,
+    ):
+        self.module = module
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.n_estimators = n_estimators
+        self.likelihood = likelihood
+        self.bootstrap = bootstrap
+        self.adversarial_epsilon = adversarial_epsilon
+        self.strategy = strategy
+        self.n_jobs = n_jobs
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.optimizer = optimizer
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.callbacks = callbacks
+        self.predict_batch_size = predict_batch_size
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self._store_routed(kwargs)
+
+    def _wrap_module(self, body):
+        return StackedGaussianRegressionModule(body, self.n_outputs_, self.likelihood)
+
+    def _criterion(self):
+        return EnsembleGaussianNLLLoss

@@ -1,0 +1,150 @@
+"""Hand-written forward and backward passes for a :class:`~skbdl.nn.StackedMLP`.
+
+The stacked counterpart of :mod:`skbdl.nn._fast`: for small tabular networks a
+training step costs Python and dispatch overhead rather than FLOPs, so computing the
+members' losses and gradients with batched matrix products (``torch.baddbmm`` /
+``torch.bmm``) instead of autograd's graph makes the ensemble's step much cheaper.
+Gradients are written to ``param.grad`` as autograd would write them, so the
+optimizer and skorch's callbacks are unchanged.  ``tests/test_ensemble.py`` checks
+every supported combination against autograd.  Any other container, activation or
+criterion gives ``None`` from :func:`make_stacked_fast_step` (autograd is used).
+"""
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ._ensemble import (
+    EnsembleCrossEntropyLoss,
+    EnsembleGaussianNLLLoss,
+    StackedGaussianRegressionModule,
+    StackedMLP,
+)
+from ._mlp import MIN_VARIANCE
+
+#: activation type -> (function, derivative from the pre-activation z and output a)
+_ACTIVATIONS = {
+    nn.ReLU: (torch.relu, lambda z, a: z > 0),
+    nn.Tanh: (torch.tanh, lambda z, a: 1 - a * a),
+    nn.Sigmoid: (torch.sigmoid, lambda z, a: a * (1 - a)),
+    nn.Identity: (None, None),
+}
+
+
+def _set_grad(param, grad):
+    if param.grad is None:
+        param.grad = grad
+    else:
+        param.grad.copy_(grad)
+
+
+class _FastStackedStep:
+    """Loss and gradients of a StackedMLP (inside an optional Gaussian head)."""
+
+    def __init__(self, stacked, loss):
+        self.weights, self.biases, self.loss = list(stacked.weights), list(stacked.biases), loss
+        # Transposed views stay valid: optimizers update parameters in place.
+        self.weights_t = [w.transpose(1, 2) for w in self.weights]
+        self.activation, self.derivative = _ACTIVATIONS[type(stacked.activation)]
+        self.n_members = stacked.n_members
+
+    def __call__(self, X, y):
+        if X.ndim == 2:
+            X = X.expand(self.n_members, *X.shape)
+        last = len(self.weights) - 1
+        inputs, locals_ = [], []
+        h = X
+        for weight, bias in zip(self.weights[:last], self.biases[:last]):
+            inputs.append(h)
+            z = torch.baddbmm(bias, h, weight)
+            if self.activation is None:
+                h, local = z, None
+            else:
+                h = self.activation(z)
+                local = self.derivative(z, h)
+            locals_.append(local)
+        inputs.append(h)
+        out = torch.baddbmm(self.biases[last], h, self.weights[last])
+        loss, g = self.loss(out, y)
+        for layer in range(last, -1, -1):
+            _set_grad(self.weights[layer], torch.bmm(inputs[layer].transpose(1, 2), g))
+            _set_grad(self.biases[layer], g.sum(1, keepdim=True))
+            if layer:
+                g = torch.bmm(g, self.weights_t[layer])
+                if locals_[layer - 1] is not None:
+                    g = g * locals_[layer - 1]
+        return loss, out
+
+
+def _cross_entropy(out, y):
+    n_members, n_rows = out.shape[:2]
+    y = y.expand(n_members, n_rows).unsqueeze(-1)
+    log_proba = torch.log_softmax(out, dim=-1)
+    loss = -log_proba.gather(-1, y).sum() / n_rows
+    minus_one = torch.full(y.shape, -1.0, dtype=out.dtype, device=out.device)
+    g = log_proba.exp_().scatter_add_(-1, y, minus_one)
+    return loss, g.div_(n_rows)
+
+
+def _heteroscedastic(n_targets):
+    def loss_fn(out, y):
+        mean, raw = out[..., :n_targets], out[..., n_targets:]
+        var = F.softplus(raw) + MIN_VARIANCE
+        resid = mean - y
+        sq = resid * resid / var
+        count = sq.shape[1] * sq.shape[2]  # per member
+        loss = 0.5 * (var.log().sum() + sq.sum()) / count
+        g_mean = resid / var / count
+        g_raw = 0.5 * (1 - sq) / var * torch.sigmoid(raw) / count
+        return loss, torch.cat([g_mean, g_raw], dim=-1)
+
+    return loss_fn
+
+
+def _homoscedastic(head):
+    def loss_fn(out, y):
+        log_var = head.log_noise_var  # (n_members, 1, n_targets)
+        n_rows = out.shape[1]
+        count = n_rows * out.shape[2]
+        resid = out - y
+        scaled = resid * torch.exp(-log_var)  # residual / variance
+        sq_sum = (scaled * resid).sum(1, keepdim=True)
+        loss = 0.5 * (log_var.sum() * n_rows + sq_sum.sum()) / count
+        _set_grad(log_var, (n_rows - sq_sum).mul_(0.5 / count))
+        return loss, scaled.div_(count)
+
+    return loss_fn
+
+
+def make_stacked_fast_step(module, criterion):
+    """A function ``(X, y) -> (loss, output)`` that also fills ``param.grad``, or None.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        A :class:`~skbdl.nn.StackedMLP` (classification) or a
+        :class:`~skbdl.nn.StackedGaussianRegressionModule` around one.
+    criterion : torch.nn.Module
+        :class:`~skbdl.nn.EnsembleCrossEntropyLoss` for a StackedMLP,
+        :class:`~skbdl.nn.EnsembleGaussianNLLLoss` for a Gaussian head.
+
+    Returns
+    -------
+    step : callable or None
+        None when the combination is not supported (autograd is used instead).
+    """
+    if isinstance(module, StackedGaussianRegressionModule):
+        stacked = module.body
+        if type(stacked) is not StackedMLP or type(criterion) is not EnsembleGaussianNLLLoss:
+            return None
+        if module.heteroscedastic:
+            loss = _heteroscedastic(module.n_targets)
+        else:
+            loss = _homoscedastic(module)
+    elif type(module) is StackedMLP and type(criterion) is EnsembleCrossEntropyLoss:
+        stacked, loss = module, _cross_entropy
+    else:
+        return None
+    if type(stacked.activation) not in _ACTIVATIONS:
+        return None
+    return _FastStackedStep(stacked, loss)

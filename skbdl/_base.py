@@ -290,10 +290,16 @@ class BaseBayesianNetwork(BaseEstimator, metaclass=ABCMeta):
         Runs with torch's global generator seeded by ``seed``.  Methods that train
         differently (e.g. several members) override this.
         """
-        body = self._build_body(X.shape[1], self._body_width(n_outputs))
-        self._check_output_shape(body, X[:2], self._body_width(n_outputs))
-        net = self._make_net(self._wrap_module(body), seed, device)
+        width = self._body_width(n_outputs)
+        body = self._build_body(X.shape[1], width)
+        self._check_output_shape(body, X[:2], width)
+        net_class, net_kwargs = self._net_options(y)
+        net = self._make_net(self._wrap_module(body), seed, device, net_class, **net_kwargs)
         return self._fit_net(net, X, y)
+
+    def _net_options(self, y):
+        """The skorch net class and its extra keyword arguments for training on ``y``."""
+        return SkbdlNet, {}
 
     def _make_net(self, module, seed, device, net_class=SkbdlNet, **kwargs):
         """The skorch net that trains ``module`` with this estimator's settings."""

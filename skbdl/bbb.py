@@ -119,20 +119,12 @@ class _BaseBayesByBackprop(BaseBayesianNetwork):
             callbacks.insert(0, ("kl_annealing", _KLAnnealing(self.kl_annealing_epochs)))
         return callbacks
 
-    def _train_network(self, X, y, n_outputs, seed, device):
-        width = self._body_width(n_outputs)
-        body = self._build_body(X.shape[1], width)
-        self._check_output_shape(body, X[:2], width)
-        net = self._make_net(
-            self._wrap_module(body),
-            seed,
-            device,
-            net_class=_ELBONet,
-            n_train_samples=self.n_train_samples,
-            kl_weight=self.kl_weight,
-            targets_per_row=y[0].numel(),
-        )
-        return self._fit_net(net, X, y)
+    def _net_options(self, y):
+        return _ELBONet, {
+            "n_train_samples": self.n_train_samples,
+            "kl_weight": self.kl_weight,
+            "targets_per_row": y[0].numel(),
+        }
 
     def _sample_outputs(self, module, X, n_samples, seed):
         with shared_weight_samples(module, n_samples, seed):

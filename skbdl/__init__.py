@@ -3,7 +3,9 @@
 from ._net import DivergenceError
 from .bbb import BayesianMLPClassifier, BayesianMLPRegressor
 from .ensemble import DeepEnsembleClassifier, DeepEnsembleRegressor
+from .last_layer import LastLayerBayesianRegressor, LastLayerLaplaceClassifier
 from .mc_dropout import MCDropoutClassifier, MCDropoutRegressor
+from .pbp import PBPRegressor
 from .uncertainty import ClassificationUncertainty, RegressionUncertainty
 
 __version__ = "0.1.0"
@@ -15,7 +17,10 @@ __all__ = [
     "DeepEnsembleClassifier",
     "DeepEnsembleRegressor",
     "DivergenceError",
+    "LastLayerBayesianRegressor",
+    "LastLayerLaplaceClassifier",
     "MCDropoutClassifier",
     "MCDropoutRegressor",
+    "PBPRegressor",
     "RegressionUncertainty",
 ]

@@ -4,7 +4,7 @@ import inspect
 import pkgutil
 from importlib import import_module
 
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, is_classifier
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import skbdl
@@ -36,6 +36,9 @@ def fast_instances():
     instances = []
     for cls in all_estimators():
         params = {k: v for k, v in FAST_PARAMS.items() if k in cls().get_params()}
+        if "estimator" in cls().get_params():  # a meta-estimator: give it a fast network
+            inner = skbdl.MCDropoutClassifier if is_classifier(cls()) else skbdl.MCDropoutRegressor
+            params["estimator"] = inner(**FAST_PARAMS, dropout=0.0, random_state=0)
         instances.append(cls(**params, random_state=0))
     return instances
 

@@ -18,6 +18,7 @@ from ._ensemble import (
     VmapEnsemble,
 )
 from ._mlp import ACTIVATIONS, MLP, GaussianNLLLoss, GaussianRegressionModule
+from ._pbp import ADFTrainer, PBPNetwork, relu_moments, relu_moments_numpy
 
 __all__ = [
     "ACTIVATIONS",
@@ -37,4 +38,8 @@ __all__ = [
     "StackedGaussianRegressionModule",
     "StackedMLP",
     "VmapEnsemble",
+    "ADFTrainer",
+    "PBPNetwork",
+    "relu_moments",
+    "relu_moments_numpy",
 ]

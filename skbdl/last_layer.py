@@ -1,0 +1,839 @@
+"""Bayesian last layers for trained networks: no retraining, closed-form posteriors."""
+
+import copy
+import math
+import numbers
+
+import numpy as np
+import torch
+from scipy.optimize import brentq
+from sklearn.base import MetaEstimatorMixin, clone
+from sklearn.frozen import FrozenEstimator
+from sklearn.pipeline import Pipeline
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+from skorch import NeuralNet
+from torch import nn
+
+from ._base import (
+    BaseBayesianNetwork,
+    BayesianClassifierMixin,
+    BayesianRegressorMixin,
+    _seed_from,
+)
+
+__all__ = ["LastLayerBayesianRegressor", "LastLayerLaplaceClassifier"]
+
+#: Rows per forward pass when extracting features.
+_FEATURE_BATCH = 8192
+
+#: Gamma hyper-priors of the evidence maximisation (as in BayesianRidge).
+_HYPER = 1e-6
+
+
+# ------------------------------------------------------------------ the network
+def _last_linear(module, name):
+    """The ``nn.Linear`` whose input is the penultimate representation."""
+    if name is not None:
+        layer = module.get_submodule(name)
+    else:
+        linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
+        if not linears:
+            raise ValueError(
+                f"The network {type(module).__name__} has no torch.nn.Linear layer; pass "
+                "last_layer='name' naming the linear layer that maps the penultimate "
+                "features to the outputs."
+            )
+        layer = linears[-1]
+    if not isinstance(layer, nn.Linear):
+        raise ValueError(
+            f"last_layer must name a torch.nn.Linear layer; {name!r} is a {type(layer).__name__}."
+        )
+    return layer
+
+
+class _FeatureNetwork(nn.Module):
+    """A trained network read up to the input of its last linear layer.
+
+    ``forward(X)`` runs the network (in eval mode) on ``X`` (first through
+    ``transform``, the transformers of a pipeline, if any) and returns, as float64,
+    the input of ``layer`` (captured by a forward pre-hook), i.e. the penultimate
+    features.  The network is never changed.  :meth:`build` runs a float64 copy of
+    it when the network allows (so that the features, and the predictions, do not
+    depend on how rows are batched: float32 matrix products round differently for
+    different batch sizes), else the network itself.
+    """
+
+    def __init__(self, network, layer, transform=None, dtype=torch.float32):
+        super().__init__()
+        self.network = network
+        self.layer = layer
+        self.transform = transform
+        self.dtype = dtype
+
+    @classmethod
+    def build(cls, network, layer, transform, X_probe):
+        name = next(n for n, m in network.named_modules() if m is layer)
+        try:
+            copy64 = copy.deepcopy(network).to(torch.float64)
+            candidate = cls(copy64, copy64.get_submodule(name), transform, torch.float64)
+            candidate(X_probe)
+        except Exception:  # e.g. a module that builds float32 tensors in forward
+            return cls(network, layer, transform, torch.float32)
+        return candidate
+
+    def forward(self, X):
+        if self.transform is not None:  # a Pipeline's transformers, on the CPU in numpy
+            rows = self.transform.transform(X.detach().cpu().numpy())
+            X = torch.as_tensor(np.asarray(rows), device=X.device)
+        captured = []
+
+        def hook(module, inputs):
+            captured.append(inputs[0])
+
+        handle = self.layer.register_forward_pre_hook(hook)
+        try:
+            self.network.eval()
+            with torch.no_grad():
+                self.network(X.to(self.dtype))
+        finally:
+            handle.remove()
+        if not captured:
+            raise RuntimeError("The network's forward pass did not call its last layer.")
+        return captured[-1].reshape(len(X), -1).to(torch.float64)
+
+
+def _unwrap(estimator):
+    """(fitted network module, device, transform) of a fitted estimator."""
+    transform = None
+    if isinstance(estimator, FrozenEstimator):
+        estimator = estimator.estimator
+    if isinstance(estimator, Pipeline):
+        transform, estimator = estimator[:-1], estimator[-1]
+        if isinstance(estimator, FrozenEstimator):
+            estimator = estimator.estimator
+    if isinstance(estimator, BaseBayesianNetwork):
+        check_is_fitted(estimator)
+        return estimator.module_, torch.device(estimator.net_.device), transform
+    if isinstance(estimator, NeuralNet):
+        if not getattr(estimator, "initialized_", False):
+            raise ValueError("The skorch net is not initialized: fit it, or do not freeze it.")
+        return estimator.module_, torch.device(estimator.device), transform
+    raise TypeError(
+        "estimator must be an skbdl estimator or a skorch net (optionally in a Pipeline "
+        f"after transformers, optionally in a FrozenEstimator); got {type(estimator).__name__}."
+    )
+
+
+class _BaseLastLayer(MetaEstimatorMixin, BaseBayesianNetwork):
+    _parameter_constraints = {
+        "estimator": [None, HasMethods(["fit"])],
+        "last_layer": [None, str],
+        "n_samples": [Interval(numbers.Integral, 1, None, closed="left")],
+        "predict_batch_size": [None, Interval(numbers.Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
+    # ------------------------------------------------------------- fitting
+    def _make_default_module(self, n_features_in, n_outputs):
+        raise NotImplementedError("the network comes from `estimator`")
+
+    def _default_estimator(self, seed):
+        raise NotImplementedError
+
+    def _fit_estimator(self, X, y, y_network):
+        """The fitted network: ``estimator`` cloned and fitted, or as is if frozen."""
+        rng = np.random.RandomState(_seed_from(self.random_state))
+        if self.estimator is None:
+            estimator = self._default_estimator(_seed_from(rng))
+        else:
+            estimator = clone(self.estimator)  # a FrozenEstimator clones to itself
+        if isinstance(estimator, FrozenEstimator):
+            if not estimator.__sklearn_is_fitted__() and not getattr(
+                estimator.estimator, "initialized_", False
+            ):
+                raise ValueError("The estimator in the FrozenEstimator is not fitted.")
+        elif isinstance(estimator, NeuralNet):
+            estimator.fit(X.astype(np.float32), y_network)
+        else:
+            estimator.fit(X, y)
+        return estimator, rng
+
+    def _fit(self, X, y):
+        X, y = validate_data(
+            self, X, y, dtype=[np.float64, np.float32], **self._target_validation()
+        )
+        estimator, rng = self._fit_estimator(X, y, self._network_targets(y))
+        network, device, transform = _unwrap(estimator)
+        layer = _last_linear(network, self.last_layer)
+        X_rows = X.astype(np.float32)  # rounded as at prediction time
+        probe = torch.tensor(X_rows[:2], device=device)
+        features_net = _FeatureNetwork.build(network, layer, transform, probe)
+        features = self._features(features_net, X_rows, device)
+        head = self._fit_head(features_net, features, y)
+        self.estimator_ = estimator
+        self._head = head.to(device).eval()
+        self._device_ = device
+        self._predict_seed = _seed_from(rng)
+        return self
+
+    @staticmethod
+    def _features(features_net, X, device):
+        parts = []
+        for start in range(0, len(X), _FEATURE_BATCH):
+            chunk = torch.tensor(np.ascontiguousarray(X[start : start + _FEATURE_BATCH]))
+            parts.append(features_net(chunk.to(device)).cpu().numpy())
+        return np.concatenate(parts) if parts else np.empty((0, 0))
+
+    # ---------------------------------------------------------- prediction
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "_head")
+
+    def _prediction_module(self):
+        return self._head, self._device_
+
+    @property
+    def module_(self):
+        """The network read up to its last layer, with the Bayesian last layer."""
+        check_is_fitted(self)
+        return self._head
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        return tags
+
+
+_COMMON_PARAMS = """
+    Parameters
+    ----------
+    estimator : estimator, default=None
+        The network: an skbdl estimator, a skorch net, or a ``Pipeline`` ending in
+        one (the transformers are applied before the network).  It is cloned and
+        fitted by ``fit``, unless wrapped in :class:`sklearn.frozen.FrozenEstimator`,
+        which uses a network trained beforehand as it is.  ``None`` trains
+        {default}.
+    last_layer : str, default=None
+        Name (as in ``module.get_submodule``) of the ``torch.nn.Linear`` layer that
+        maps the penultimate features to the network's outputs; its input is the
+        feature vector.  ``None`` takes the last ``nn.Linear`` the module registers
+        (``output`` in skbdl's MLP).
+    n_samples : int, default=100
+        Monte Carlo draws of the last-layer weights for :meth:`sample_predictions`
+        {mc_use}.
+    predict_batch_size : int, default=None
+        Rows times samples evaluated at once at prediction time; ``None`` means
+        65536.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the default network (when ``estimator`` is None) and the draws of the
+        last-layer weights at prediction time.
+"""
+
+
+# ------------------------------------------------------------------ regression
+class _BayesianLinearHead(nn.Module):
+    """Gaussian posterior of linear weights on top of a feature network.
+
+    All buffers are float64 and in standardised target units; ``coef`` is
+    ``(n_features, n_outputs)``, ``covariance`` ``(n_outputs, n_features,
+    n_features)``, ``noise_var`` ``(n_outputs,)``; the features are centred by
+    ``feature_mean`` first.
+    """
+
+    def __init__(self, features, feature_mean, coef, intercept, covariance, noise_var):
+        super().__init__()
+        self.features = features
+        for name, value in dict(
+            feature_mean=feature_mean,
+            coef=coef,
+            intercept=intercept,
+            covariance=covariance,
+            noise_var=noise_var,
+        ).items():
+            self.register_buffer(name, torch.as_tensor(value, dtype=torch.float64))
+        self.register_buffer("cholesky", torch.linalg.cholesky(self._jittered(self.covariance)))
+
+    @staticmethod
+    def _jittered(covariance):
+        scale = covariance.diagonal(dim1=-2, dim2=-1).mean(dim=-1).clamp_min(1e-300)
+        eye = torch.eye(covariance.shape[-1], dtype=covariance.dtype)
+        return covariance + 1e-10 * scale[:, None, None] * eye
+
+    def centred(self, X):
+        return self.features(X) - self.feature_mean
+
+    def moments(self, X):
+        phi = self.centred(X)
+        mean = phi @ self.coef + self.intercept
+        epistemic = torch.einsum("ni,oij,nj->no", phi, self.covariance, phi)
+        return mean, self.noise_var.expand_as(mean), epistemic.clamp_min(0.0)
+
+    def sample(self, X, n_samples, generator):
+        phi = self.centred(X)
+        n_outputs, n_features = self.coef.shape[1], self.coef.shape[0]
+        noise = torch.randn(
+            n_samples, n_outputs, n_features, generator=generator, dtype=torch.float64
+        )
+        noise = noise.to(self.coef.device)
+        weights = self.coef.T + torch.einsum("oij,soj->soi", self.cholesky, noise)  # (S, O, F)
+        mean = torch.einsum("nf,sof->sno", phi, weights) + self.intercept
+        return mean, self.noise_var.expand_as(mean)
+
+
+def evidence_maximisation(features, y, max_iter=300, tol=1e-6):
+    """Bayesian linear regression with precisions chosen by type-II maximum likelihood.
+
+    MacKay's fixed-point updates of the noise precision ``alpha`` and the weight
+    precision ``lambda`` (the algorithm of ``sklearn.linear_model.BayesianRidge``,
+    with its Gamma(1e-6, 1e-6) hyper-priors and starting values), on centred
+    features and targets.
+
+    Parameters
+    ----------
+    features : ndarray of shape (n_rows, n_features)
+        Features, already centred.
+    y : ndarray of shape (n_rows,)
+        Targets, already centred.
+    max_iter : int, default=300
+        Most updates.
+    tol : float, default=1e-6
+        Stop when the coefficients move by less than this (sum of absolute changes).
+
+    Returns
+    -------
+    coef : ndarray of shape (n_features,)
+        Posterior mean.
+    covariance : ndarray of shape (n_features, n_features)
+        Posterior covariance.
+    alpha, lambda_ : float
+        Noise and weight precisions.
+    n_iter : int
+        Updates run.
+
+    See Also
+    --------
+    LastLayerBayesianRegressor : Uses it on a network's penultimate features.
+    sklearn.linear_model.BayesianRidge : The same algorithm as an estimator.
+
+    References
+    ----------
+    D. J. C. MacKay, "Bayesian Interpolation", Neural Computation 4(3), 1992.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbdl.last_layer import evidence_maximisation
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.randn(200, 2); y = X @ [1.0, -1.0] + 0.1 * rng.randn(200)
+    >>> coef, cov, alpha, lambda_, _ = evidence_maximisation(X - X.mean(0), y - y.mean())
+    >>> coef.round(2), round(1 / alpha, 3)  # 1 / alpha estimates the noise variance 0.01
+    (array([ 1.  , -0.99]), 0.011)
+    """
+    n_rows, n_features = features.shape
+    eps = np.finfo(np.float64).eps
+    alpha, lambda_ = 1.0 / (y.var() + eps), 1.0
+    if n_rows > n_features:  # eigenvectors of the Gram matrix: no (n_rows, n) factor
+        eigen, V = np.linalg.eigh(features.T @ features)
+        eigen, Vh_full = np.clip(eigen[::-1], 0.0, None), V[:, ::-1].T
+    else:
+        _, S, Vh_full = np.linalg.svd(features, full_matrices=True)
+        eigen = S**2
+    eigen_full = np.zeros(n_features)
+    eigen_full[: len(eigen)] = eigen
+    Vh = Vh_full[: len(eigen)]
+    projected = Vh @ (features.T @ y)
+
+    def posterior_mean(alpha, lambda_):
+        return Vh.T @ (projected / (eigen + lambda_ / alpha))
+
+    coef_old = None
+    n_iter = 0
+    while n_iter < max_iter:
+        n_iter += 1
+        coef = posterior_mean(alpha, lambda_)
+        sse = np.sum((y - features @ coef) ** 2)
+        gamma = np.sum(alpha * eigen / (lambda_ + alpha * eigen))
+        lambda_ = (gamma + 2 * _HYPER) / (np.sum(coef**2) + 2 * _HYPER)
+        alpha = (n_rows - gamma + 2 * _HYPER) / (sse + 2 * _HYPER)
+        if coef_old is not None and np.sum(np.abs(coef_old - coef)) < tol:
+            break
+        coef_old = coef
+    coef = posterior_mean(alpha, lambda_)
+    covariance = Vh_full.T @ (Vh_full / (alpha * eigen_full + lambda_)[:, None])
+    return coef, covariance, float(alpha), float(lambda_), n_iter
+
+
+class LastLayerBayesianRegressor(BayesianRegressorMixin, _BaseLastLayer):
+    __doc__ = (
+        """Make a trained network's last layer Bayesian: regression.
+
+    Reads the penultimate features of a trained network (its last linear layer's
+    input) and fits Bayesian linear regression on them, choosing the noise
+    precision and the weights' prior precision by evidence maximisation (type-II
+    maximum likelihood, MacKay's updates as in ``BayesianRidge``); the network's
+    own last layer is replaced by that posterior, the rest of the network is not
+    retrained.  The predictive distribution is Gaussian: ``epistemic_var`` is the
+    variance of the last layer's output under its posterior (it grows as the
+    features move away from the training features), ``aleatoric_var`` the inverse
+    noise precision.
+"""
+        + _COMMON_PARAMS.format(
+            default="skbdl's default network, ``MCDropoutRegressor(hidden_layer_sizes=(50,),"
+            " dropout=0.0)`` (a deterministic MLP)",
+            mc_use="and for ``predict_uncertainty(X, n_samples=k)``",
+        )
+        + """    max_iter : int, default=300
+        Most evidence-maximisation updates.
+    tol : float, default=1e-6
+        Stop the updates when the coefficients (standardised units) move by less
+        than this in total.
+
+    Attributes
+    ----------
+    estimator_ : estimator
+        The fitted network (``estimator`` itself when frozen).
+    module_ : torch.nn.Module
+        The network read up to its last layer (a float64 copy of it, when it runs
+        in float64), with the posterior as float64 buffers (standardised target
+        units).
+    coef_ : ndarray of shape (n_outputs_, n_features_last)
+        Posterior mean of the last-layer weights, in the target's units per unit
+        of feature.
+    intercept_ : ndarray of shape (n_outputs_,)
+        Intercept, in the target's units.
+    sigma_ : ndarray of shape (n_outputs_, n_features_last, n_features_last)
+        Posterior covariance of the weights, in the target's squared units.
+    alpha_ : ndarray of shape (n_outputs_,)
+        Noise precision, in the target's units (``1 / alpha_`` is the noise
+        variance).
+    lambda_ : ndarray of shape (n_outputs_,)
+        Precision of the weights' prior, in the target's units.
+    n_iter_ : ndarray of shape (n_outputs_,)
+        Evidence-maximisation updates run per target.
+    n_outputs_ : int
+        Number of targets.
+    y_mean_ : ndarray of shape (n_outputs_,)
+        Target means used for standardisation.
+    y_scale_ : ndarray of shape (n_outputs_,)
+        Target standard deviations used for standardisation.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when ``X`` has string column names.
+
+    See Also
+    --------
+    LastLayerLaplaceClassifier : The classification counterpart.
+    sklearn.linear_model.BayesianRidge : The same model on fixed features.
+
+    References
+    ----------
+    D. J. C. MacKay, "Bayesian Interpolation", Neural Computation 4(3), 1992.
+    J. Snoek et al., "Scalable Bayesian Optimization Using Deep Neural Networks",
+    ICML 2015 (Bayesian linear regression on a network's last hidden layer).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.frozen import FrozenEstimator
+    >>> from skbdl import LastLayerBayesianRegressor, MCDropoutRegressor
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.uniform(-1, 1, size=(200, 1))
+    >>> y = np.sin(3 * X[:, 0]) + 0.1 * rng.randn(200)
+    >>> net = MCDropoutRegressor(hidden_layer_sizes=(32,), dropout=0.0, max_epochs=50,
+    ...                          lr=0.01, random_state=0).fit(X, y)
+    >>> reg = LastLayerBayesianRegressor(FrozenEstimator(net)).fit(X, y)
+    >>> u = reg.predict_uncertainty(np.array([[0.0], [4.0]]))
+    >>> bool(u.epistemic_var[1] > 10 * u.epistemic_var[0])  # far from the data
+    True
+    """
+    )
+
+    _parameter_constraints = {
+        **_BaseLastLayer._parameter_constraints,
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+    }
+
+    _closed_form_moments = True
+
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        last_layer=None,
+        max_iter=300,
+        tol=1e-6,
+        n_samples=100,
+        predict_batch_size=None,
+        random_state=None,
+    ):
+        self.estimator = estimator
+        self.last_layer = last_layer
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_samples = n_samples
+        self.predict_batch_size = predict_batch_size
+        self.random_state = random_state
+
+    def _default_estimator(self, seed):
+        from .mc_dropout import MCDropoutRegressor
+
+        return MCDropoutRegressor(hidden_layer_sizes=(50,), dropout=0.0, random_state=seed)
+
+    def _network_targets(self, y):
+        return y.reshape(len(y), -1).astype(np.float32)
+
+    def _fit_head(self, features_net, features, y):
+        _, n_outputs = self._prepare_targets(y)  # sets y_mean_, y_scale_
+        y_std = (y.reshape(len(y), -1) - self.y_mean_) / self.y_scale_
+        feature_mean = features.mean(axis=0)
+        centred = features - feature_mean
+        y_offset = y_std.mean(axis=0)
+        results = [
+            evidence_maximisation(centred, y_std[:, o] - y_offset[o], self.max_iter, self.tol)
+            for o in range(n_outputs)
+        ]
+        coef = np.stack([r[0] for r in results], axis=1)
+        covariance = np.stack([r[1] for r in results])
+        alpha = np.array([r[2] for r in results])
+        lambda_ = np.array([r[3] for r in results])
+        self.n_iter_ = np.array([r[4] for r in results])
+        # In the target's units (the posterior above is in standardised units).
+        scale = self.y_scale_
+        self.coef_ = coef.T * scale[:, None]
+        self.intercept_ = (y_offset - feature_mean @ coef) * scale + self.y_mean_
+        self.sigma_ = covariance * (scale**2)[:, None, None]
+        self.alpha_ = alpha / scale**2
+        self.lambda_ = lambda_ / scale**2
+        return _BayesianLinearHead(
+            features_net, feature_mean, coef, y_offset, covariance, 1.0 / alpha
+        )
+
+    def _predictive_moments(self, module, X, n_samples, seed):
+        return module.moments(X)
+
+    def _sample_outputs(self, module, X, n_samples, seed):
+        return module.sample(X, n_samples, torch.Generator().manual_seed(seed))
+
+
+# --------------------------------------------------------------- classification
+class _LaplaceHead(nn.Module):
+    """Gaussian (Laplace) posterior of a linear softmax layer on a feature network.
+
+    ``weight_mean`` is ``(n_classes, n_features + 1)`` (the bias last);
+    ``covariance`` is over its row-major flattening; ``scale_root`` is a square
+    root of ``covariance`` (``covariance = R R^T``).
+    """
+
+    def __init__(self, features, weight_mean, covariance, scale_root):
+        super().__init__()
+        self.features = features
+        self.register_buffer("weight_mean", torch.as_tensor(weight_mean, dtype=torch.float64))
+        self.register_buffer("covariance", torch.as_tensor(covariance, dtype=torch.float64))
+        self.register_buffer("scale_root", torch.as_tensor(scale_root, dtype=torch.float64))
+
+    def augmented(self, X):
+        phi = self.features(X)
+        return torch.cat([phi, torch.ones(len(phi), 1, dtype=phi.dtype, device=phi.device)], 1)
+
+    def logit_moments(self, X):
+        """Mean ``(n_rows, n_classes)`` and covariance ``(n_rows, n_classes, n_classes)``
+        of the logits under the posterior."""
+        phi = self.augmented(X)
+        n_classes, width = self.weight_mean.shape
+        blocks = self.covariance.view(n_classes, width, n_classes, width)
+        cov = phi.new_empty(len(phi), n_classes, n_classes)
+        for c in range(n_classes):
+            for d in range(c, n_classes):
+                cov[:, c, d] = cov[:, d, c] = ((phi @ blocks[c, :, d, :]) * phi).sum(dim=1)
+        return phi @ self.weight_mean.T, cov
+
+    def probit(self, X):
+        """Probit-approximated predictive probabilities, ``(1, n_rows, n_classes)``.
+
+        ``p_c = 1 / sum_d exp(-(mu_c - mu_d) / sqrt(1 + pi v_cd / 8))`` with ``v_cd``
+        the variance of the logit difference ``f_c - f_d`` (then normalised): the
+        probit approximation applied to each pairwise logistic comparison, which is
+        MacKay's for two classes and, unlike a per-logit one, ignores the posterior
+        variance of a shift common to all logits (to which the softmax is blind).
+        """
+        mean, cov = self.logit_moments(X)
+        diagonal = cov.diagonal(dim1=1, dim2=2)
+        diff_var = (diagonal[:, :, None] + diagonal[:, None, :] - 2.0 * cov).clamp_min(0.0)
+        diff_mean = mean[:, :, None] - mean[:, None, :]
+        scaled = diff_mean / torch.sqrt(1.0 + math.pi / 8.0 * diff_var)
+        proba = torch.exp(-torch.logsumexp(-scaled, dim=2))
+        return (proba / proba.sum(dim=1, keepdim=True))[None]
+
+    def sample(self, X, n_samples, generator):
+        """Logits of ``n_samples`` last layers drawn from the posterior, ``(S, n, C)``."""
+        phi = self.augmented(X)
+        n_params = self.scale_root.shape[0]
+        noise = torch.randn(n_samples, n_params, generator=generator, dtype=torch.float64)
+        weights = self.weight_mean.reshape(-1) + noise.to(phi.device) @ self.scale_root.T
+        weights = weights.view(n_samples, *self.weight_mean.shape)
+        return torch.einsum("nj,scj->snc", phi, weights)
+
+
+def _ggn_hessian(features, weight_mean):
+    """Generalised Gauss-Newton Hessian of the softmax cross-entropy of a linear layer.
+
+    ``sum_n J_n^T (diag p_n - p_n p_n^T) J_n`` over the row-major flattening of
+    ``weight_mean`` (``(n_classes, n_features + 1)``, bias last); ``features`` are
+    augmented with the constant 1.  Exact (GGN = Hessian) for a linear layer.
+    """
+    logits = features @ weight_mean.T
+    logits -= logits.max(axis=1, keepdims=True)
+    proba = np.exp(logits)
+    proba /= proba.sum(axis=1, keepdims=True)
+    n_classes, width = weight_mean.shape
+    hessian = np.zeros((n_classes, width, n_classes, width))
+    for c in range(n_classes):  # diag(p) part: one block per class
+        hessian[c, :, c, :] = (features * proba[:, c : c + 1]).T @ features
+    outer = (proba[:, :, None] * features[:, None, :]).reshape(len(features), -1)
+    hessian = hessian.reshape(n_classes * width, -1) - outer.T @ outer
+    return hessian, proba
+
+
+def laplace_prior_precision(eigenvalues, weight_mean):
+    """The prior precision that maximises the Laplace marginal likelihood.
+
+    For an isotropic Gaussian prior ``N(0, 1 / delta)`` on ``P`` weights with MAP
+    ``theta`` and likelihood Hessian eigenvalues ``e_i``, the Laplace log marginal
+    likelihood depends on ``delta`` through ``-delta |theta|^2 / 2 + P log(delta) / 2
+    - sum_i log(e_i + delta) / 2``; its maximiser solves
+    ``delta |theta|^2 = sum_i e_i / (e_i + delta)`` (unique; found by Brent's method
+    on ``log delta``).
+
+    Parameters
+    ----------
+    eigenvalues : ndarray of shape (P,)
+        Eigenvalues of the likelihood's Hessian (negative round-off is clipped).
+    weight_mean : ndarray
+        The MAP weights (any shape, ``P`` entries).
+
+    Returns
+    -------
+    delta : float
+
+    See Also
+    --------
+    LastLayerLaplaceClassifier : Uses it to choose its prior precision.
+
+    References
+    ----------
+    D. J. C. MacKay, "The Evidence Framework Applied to Classification Networks",
+    Neural Computation 4(5), 1992.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbdl.last_layer import laplace_prior_precision
+    >>> delta = laplace_prior_precision(np.array([100.0, 1.0]), np.array([1.0, 0.0]))
+    >>> round(delta * 1.0, 6) == round(100 / (100 + delta) + 1 / (1 + delta), 6)
+    True
+    """
+    e = np.clip(eigenvalues, 0.0, None)
+    norm2 = float(np.sum(np.asarray(weight_mean) ** 2))
+    if norm2 == 0.0 or not np.any(e > 0):
+        return 1.0
+
+    def gap(log_delta):
+        delta = math.exp(log_delta)
+        return float(np.sum(e / (e + delta))) - delta * norm2
+
+    low, high = -40.0, 40.0
+    while gap(low) < 0:
+        low -= 20.0
+    while gap(high) > 0:
+        high += 20.0
+    return math.exp(brentq(gap, low, high, xtol=1e-10))
+
+
+class LastLayerLaplaceClassifier(BayesianClassifierMixin, _BaseLastLayer):
+    __doc__ = (
+        """Make a trained network's last layer Bayesian: classification (Laplace).
+
+    Keeps the trained network, weights and all, and puts a Gaussian posterior on
+    its last linear layer by a Laplace approximation around the trained weights:
+    covariance ``(H + delta I)^-1`` with ``H`` the generalised Gauss-Newton (here
+    exact) Hessian of the softmax cross-entropy on the training rows and the prior
+    precision ``delta`` maximising the Laplace approximation of the marginal
+    likelihood.  Probabilities average the softmax over that posterior, by the
+    probit approximation or by Monte Carlo (``predictive``).
+"""
+        + _COMMON_PARAMS.format(
+            default="skbdl's default network, ``MCDropoutClassifier(hidden_layer_sizes=(50,),"
+            " dropout=0.0)`` (a deterministic MLP)",
+            mc_use=(
+                "and :meth:`predict_uncertainty`, and for ``predict_proba`` when "
+                "``predictive='mc'``"
+            ),
+        )
+        + """    predictive : {'probit', 'mc'}, default='probit'
+        How ``predict_proba`` averages the softmax over the posterior: ``'probit'``,
+        the closed-form probit approximation applied to every pair of logits,
+        ``p_c = 1 / sum_d exp(-(mu_c - mu_d) / sqrt(1 + pi var(f_c - f_d) / 8))``
+        normalised (deterministic, cheap; MacKay's for two classes); ``'mc'``,
+        ``n_samples`` draws of the last layer.  :meth:`predict_uncertainty` always
+        uses draws, since its entropy decomposition needs them.
+    prior_precision : float, default=None
+        Precision ``delta`` of the isotropic Gaussian prior on the last layer;
+        ``None`` chooses it by marginal likelihood.
+
+    Attributes
+    ----------
+    estimator_ : estimator
+        The fitted network (``estimator`` itself when frozen).
+    module_ : torch.nn.Module
+        The network read up to its last layer (a float64 copy of it, when it runs
+        in float64), with the posterior as float64 buffers.
+    classes_ : ndarray of shape (n_classes,)
+        Class labels (the network's output ``k`` is ``classes_[k]``).
+    coef_ : ndarray of shape (n_classes, n_features_last)
+        The trained last layer's weights (the posterior mean).
+    intercept_ : ndarray of shape (n_classes,)
+        Its biases.
+    prior_precision_ : float
+        The prior precision used.
+    posterior_covariance_ : ndarray of shape (n_params, n_params)
+        Covariance over the row-major flattening of ``[coef_, intercept_]``
+        (``n_params = n_classes * (n_features_last + 1)``).
+    log_marginal_likelihood_ : float
+        Laplace approximation of the log marginal likelihood at
+        ``prior_precision_``.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when ``X`` has string column names.
+
+    See Also
+    --------
+    LastLayerBayesianRegressor : The regression counterpart.
+
+    References
+    ----------
+    D. J. C. MacKay, "The Evidence Framework Applied to Classification Networks",
+    Neural Computation 4(5), 1992 (Laplace approximation, probit predictive).
+    A. Kristiadi, M. Hein and P. Hennig, "Being Bayesian, Even Just a Bit, Fixes
+    Overconfidence in ReLU Networks", ICML 2020.
+    E. Daxberger et al., "Laplace Redux -- Effortless Bayesian Deep Learning",
+    NeurIPS 2021.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.frozen import FrozenEstimator
+    >>> from skbdl import LastLayerLaplaceClassifier, MCDropoutClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> net = MCDropoutClassifier(hidden_layer_sizes=(32,), dropout=0.0, max_epochs=30,
+    ...                           lr=0.01, random_state=0).fit(X, y)
+    >>> clf = LastLayerLaplaceClassifier(FrozenEstimator(net)).fit(X, y)
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 3)
+    >>> far = X[:1] * 20  # far from the data: less confident than the network alone
+    >>> bool(clf.predict_proba(far).max() < net.predict_proba(far).max())
+    True
+    """
+    )
+
+    _parameter_constraints = {
+        **_BaseLastLayer._parameter_constraints,
+        "predictive": [StrOptions({"probit", "mc"})],
+        "prior_precision": [None, Interval(numbers.Real, 0, None, closed="neither")],
+    }
+
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        last_layer=None,
+        predictive="probit",
+        prior_precision=None,
+        n_samples=100,
+        predict_batch_size=None,
+        random_state=None,
+    ):
+        self.estimator = estimator
+        self.last_layer = last_layer
+        self.predictive = predictive
+        self.prior_precision = prior_precision
+        self.n_samples = n_samples
+        self.predict_batch_size = predict_batch_size
+        self.random_state = random_state
+
+    def _default_estimator(self, seed):
+        from .mc_dropout import MCDropoutClassifier
+
+        return MCDropoutClassifier(hidden_layer_sizes=(50,), dropout=0.0, random_state=seed)
+
+    def _network_targets(self, y):
+        return np.unique(y, return_inverse=True)[1].astype(np.int64)
+
+    def _fit_head(self, features_net, features, y):
+        y_codes, n_outputs = self._prepare_targets(y)  # sets classes_
+        y_codes = y_codes.numpy()
+        layer = features_net.layer
+        if layer.out_features != n_outputs:
+            raise ValueError(
+                f"The network's last layer has {layer.out_features} outputs but y has "
+                f"{n_outputs} classes; the output k must score classes_[k]."
+            )
+        weight = layer.weight.detach().to("cpu", torch.float64).numpy()
+        bias = (
+            layer.bias.detach().to("cpu", torch.float64).numpy()
+            if layer.bias is not None
+            else np.zeros(len(weight))
+        )
+        weight_mean = np.hstack([weight, bias[:, None]])
+        augmented = np.hstack([features, np.ones((len(features), 1))])
+        hessian, proba = _ggn_hessian(augmented, weight_mean)
+        eigenvalues, eigenvectors = np.linalg.eigh(hessian)
+        eigenvalues = np.clip(eigenvalues, 0.0, None)
+        if self.prior_precision is None:
+            delta = laplace_prior_precision(eigenvalues, weight_mean)
+        else:
+            delta = float(self.prior_precision)
+        inverse_root = eigenvectors / np.sqrt(eigenvalues + delta)
+        covariance = inverse_root @ inverse_root.T
+        observed = np.clip(proba[np.arange(len(y_codes)), y_codes], 1e-300, None)
+        log_lik = float(np.sum(np.log(observed)))
+        n_params = weight_mean.size
+        self.log_marginal_likelihood_ = (
+            log_lik
+            - 0.5 * delta * float(np.sum(weight_mean**2))
+            + 0.5 * n_params * math.log(delta)
+            - 0.5 * float(np.sum(np.log(eigenvalues + delta)))
+        )
+        self.coef_, self.intercept_ = weight, bias
+        self.prior_precision_ = delta
+        self.posterior_covariance_ = covariance
+        return _LaplaceHead(features_net, weight_mean, covariance, inverse_root)
+
+    def _sample_outputs(self, module, X, n_samples, seed):
+        return module.sample(X, n_samples, torch.Generator().manual_seed(seed))
+
+    def _probit_samples(self, module, X, n_samples, seed):
+        return module.probit(X)
+
+    def predict_proba(self, X):
+        """Class probabilities averaged over the last layer's posterior.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_rows, n_features)
+            Inputs.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_rows, n_classes)
+            By the probit approximation (``predictive='probit'``) or the mean over
+            ``n_samples`` draws (``'mc'``), columns in the order of ``classes_``.
+        """
+        if self.predictive == "mc":
+            return self.predict_uncertainty(X).proba
+        parts = [out[0] for _, out, _ in self._iter_samples(X, 1, sampler=self._probit_samples)]
+        proba = np.concatenate(parts, axis=0)
+        return proba / proba.sum(axis=1, keepdims=True)

@@ -1,0 +1,334 @@
+"""Bayesian last layers, tested against independent references."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import minimize_scalar
+from sklearn.base import clone
+from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import BayesianRidge
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from skorch import NeuralNetClassifier, NeuralNetRegressor
+from torch import nn
+
+from skbdl import (
+    LastLayerBayesianRegressor,
+    LastLayerLaplaceClassifier,
+    MCDropoutClassifier,
+    MCDropoutRegressor,
+)
+
+SMALL_NET = dict(hidden_layer_sizes=(16,), dropout=0.0, max_epochs=30, lr=0.01, random_state=0)
+
+
+def float32_exact(X):
+    """Inputs that a float32 network reads without rounding."""
+    return X.astype(np.float32).astype(np.float64)
+
+
+def linear_regression_data(n=300, seed=0):
+    rng = np.random.RandomState(seed)
+    X = float32_exact(rng.randn(n, 3))
+    y = X @ np.array([1.0, -2.0, 0.5]) + 3.0 + 0.5 * rng.randn(n)
+    return X, y
+
+
+class TwoLayer(nn.Module):
+    """A user network: ``out(act(hidden(x)))``."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden, self.act, self.out = nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 1)
+
+    def forward(self, x):
+        return self.out(self.act(self.hidden(x)))
+
+
+def identity_regressor(n_features, n_outputs=1):
+    """A fitted skorch net that is one linear layer: its penultimate features are X."""
+    net = NeuralNetRegressor(
+        nn.Linear,
+        module__in_features=n_features,
+        module__out_features=n_outputs,
+        max_epochs=1,
+        verbose=0,
+    )
+    return net.initialize()
+
+
+def blobs(n=150, seed=0):
+    rng = np.random.RandomState(seed)
+    centres = np.array([[0.0, 2.0], [2.0, -1.0], [-2.0, -1.0]])
+    y = np.repeat(np.arange(3), n // 3)
+    X = float32_exact(centres[y] + 0.9 * rng.randn(len(y), 2))
+    return X, y
+
+
+# ------------------------------------------------------------------ regression
+def test_identity_features_match_bayesian_ridge():
+    X, y = linear_regression_data()
+    model = LastLayerBayesianRegressor(
+        FrozenEstimator(identity_regressor(3)), tol=1e-12, max_iter=10_000
+    ).fit(X, y)
+    reference = BayesianRidge(tol=1e-12, max_iter=10_000).fit(X, y)
+    # Same fixed point; the Gamma(1e-6, 1e-6) hyper-priors act on standardised
+    # targets here and raw ones in BayesianRidge, a relative difference of ~1e-6.
+    np.testing.assert_allclose(model.coef_[0], reference.coef_, rtol=1e-5)
+    np.testing.assert_allclose(model.intercept_[0], reference.intercept_, rtol=1e-5)
+    np.testing.assert_allclose(model.alpha_[0], reference.alpha_, rtol=1e-5)
+    np.testing.assert_allclose(model.lambda_[0], reference.lambda_, rtol=1e-5)
+    np.testing.assert_allclose(model.sigma_[0], reference.sigma_, rtol=1e-5, atol=1e-12)
+    X_test = float32_exact(np.random.RandomState(1).randn(20, 3) * 3)
+    mean, std = model.predict(X_test, return_std=True)
+    ref_mean, ref_std = reference.predict(X_test, return_std=True)
+    np.testing.assert_allclose(mean, ref_mean, rtol=1e-5)
+    np.testing.assert_allclose(std, ref_std, rtol=1e-5)
+    u = model.predict_uncertainty(X_test)
+    np.testing.assert_allclose(u.aleatoric_var, 1.0 / reference.alpha_, rtol=1e-5)
+
+
+def test_closed_form_matches_weight_samples():
+    X, y = linear_regression_data()
+    model = LastLayerBayesianRegressor(FrozenEstimator(identity_regressor(3))).fit(X, y)
+    X_test = X[:10] * 4
+    exact = model.predict_uncertainty(X_test)
+    mc = model.predict_uncertainty(X_test, n_samples=20_000)
+    np.testing.assert_allclose(mc.epistemic_var, exact.epistemic_var, rtol=0.06)
+    np.testing.assert_allclose(
+        mc.mean, exact.mean, atol=5 * np.sqrt(exact.epistemic_var.max() / 20_000)
+    )
+    assert model.sample_predictions(X_test, n_samples=7)[0].shape == (7, 10)
+
+
+def test_multi_output_regression():
+    X, y = linear_regression_data()
+    Y = np.c_[y, -10 * y + 5]
+    model = LastLayerBayesianRegressor(FrozenEstimator(identity_regressor(3, 2))).fit(X, Y)
+    single = LastLayerBayesianRegressor(FrozenEstimator(identity_regressor(3))).fit(X, y)
+    np.testing.assert_allclose(model.coef_[0], single.coef_[0])
+    np.testing.assert_allclose(model.coef_[1], -10 * single.coef_[0], rtol=1e-6)
+    assert model.predict_uncertainty(X[:4]).epistemic_var.shape == (4, 2)
+
+
+# --------------------------------------------------------------- classification
+def numpy_map(X_aug, y, n_classes, penalty=1.0, n_iter=50):
+    """MAP of multinomial logistic regression with an L2 penalty, by Newton's method."""
+    theta = np.zeros(n_classes * X_aug.shape[1])
+    Y = np.eye(n_classes)[y]
+    for _ in range(n_iter):
+        W = theta.reshape(n_classes, -1)
+        logits = X_aug @ W.T
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        grad = ((p - Y).T @ X_aug).reshape(-1) + penalty * theta
+        H = numpy_hessian(X_aug, p) + penalty * np.eye(len(theta))
+        theta -= np.linalg.solve(H, grad)
+    return theta.reshape(n_classes, -1)
+
+
+def numpy_hessian(X_aug, p):
+    """sum_n kron(diag(p_n) - p_n p_n^T, x_n x_n^T), one row at a time."""
+    size = p.shape[1] * X_aug.shape[1]
+    H = np.zeros((size, size))
+    for x, pn in zip(X_aug, p):
+        H += np.kron(np.diag(pn) - np.outer(pn, pn), np.outer(x, x))
+    return H
+
+
+def frozen_linear_classifier(weights):
+    net = NeuralNetClassifier(
+        nn.Linear,
+        module__in_features=weights.shape[1] - 1,
+        module__out_features=weights.shape[0],
+        criterion=nn.CrossEntropyLoss,
+        max_epochs=1,
+        verbose=0,
+    ).initialize()
+    with torch.no_grad():
+        net.module_.weight.copy_(torch.as_tensor(weights[:, :-1]))
+        net.module_.bias.copy_(torch.as_tensor(weights[:, -1]))
+    return FrozenEstimator(net)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_identity_features_match_numpy_laplace(n_classes):
+    """Last-layer Laplace on a linear 'network' is the Laplace approximation of
+    logistic regression, recomputed here with numpy: the Hessian by an explicit sum
+    over rows, the prior precision by maximising the log evidence numerically, the
+    posterior by matrix inversion, the predictive by sampling."""
+    X, y = blobs()
+    keep = y < n_classes
+    X, y = X[keep], y[keep]
+    X_aug = np.hstack([X, np.ones((len(X), 1))])
+    weights = numpy_map(X_aug, y, n_classes)
+    weights = weights.astype(np.float32).astype(np.float64)  # as the torch layer holds them
+    model = LastLayerLaplaceClassifier(frozen_linear_classifier(weights)).fit(X, y)
+
+    logits = X_aug @ weights.T
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    H = numpy_hessian(X_aug, p)
+    theta = weights.reshape(-1)
+
+    def minus_log_evidence(log_delta):
+        delta = np.exp(log_delta)
+        _, logdet = np.linalg.slogdet(H + delta * np.eye(len(theta)))
+        return 0.5 * delta * theta @ theta - 0.5 * len(theta) * log_delta + 0.5 * logdet
+
+    best = minimize_scalar(
+        minus_log_evidence, bounds=(-15, 15), method="bounded", options={"xatol": 1e-10}
+    )
+    delta = np.exp(best.x)
+    covariance = np.linalg.inv(H + delta * np.eye(len(theta)))
+    np.testing.assert_allclose(model.prior_precision_, delta, rtol=1e-4)
+    np.testing.assert_allclose(model.posterior_covariance_, covariance, rtol=1e-3, atol=1e-9)
+    log_lik = np.log(p[np.arange(len(y)), y]).sum()
+    np.testing.assert_allclose(model.log_marginal_likelihood_, log_lik - best.fun, rtol=1e-6)
+
+    X_test = np.array([[0.0, 0.0], [1.0, 1.0], [6.0, -6.0], [-8.0, 3.0]])
+    X_test_aug = np.hstack([X_test, np.ones((4, 1))])
+    draws = np.random.RandomState(0).multivariate_normal(theta, covariance, size=100_000)
+    sampled = np.einsum("nj,scj->snc", X_test_aug, draws.reshape(len(draws), n_classes, -1))
+    sampled = np.exp(sampled - sampled.max(-1, keepdims=True))
+    reference = (sampled / sampled.sum(-1, keepdims=True)).mean(0)
+    mc = LastLayerLaplaceClassifier(
+        frozen_linear_classifier(weights), predictive="mc", n_samples=20_000
+    ).fit(X, y)
+    np.testing.assert_allclose(mc.predict_proba(X_test), reference, atol=0.01)
+
+    if n_classes == 2:  # MacKay's probit for logistic regression on f_1 - f_0
+        diff = np.array([-1.0, 1.0]) @ np.einsum("nj,cj->cn", X_test_aug, weights)
+        J = np.hstack([-X_test_aug, X_test_aug])
+        var = np.einsum("ni,ij,nj->n", J, covariance, J)
+        mackay = 1.0 / (1.0 + np.exp(-diff / np.sqrt(1.0 + np.pi * var / 8.0)))
+        np.testing.assert_allclose(model.predict_proba(X_test)[:, 1], mackay, rtol=1e-5)
+    # The probit approximation is close to the Monte Carlo average.
+    np.testing.assert_allclose(model.predict_proba(X_test), reference, atol=0.05)
+
+
+def test_fixed_prior_precision():
+    X, y = blobs()
+    X_aug = np.hstack([X, np.ones((len(X), 1))])
+    weights = numpy_map(X_aug, y, 3).astype(np.float32).astype(np.float64)
+    model = LastLayerLaplaceClassifier(frozen_linear_classifier(weights), prior_precision=2.5)
+    model.fit(X, y)
+    logits = X_aug @ weights.T
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    expected = np.linalg.inv(numpy_hessian(X_aug, p) + 2.5 * np.eye(weights.size))
+    np.testing.assert_allclose(model.posterior_covariance_, expected, rtol=1e-6, atol=1e-12)
+
+
+# ------------------------------------------------------- out-of-distribution rows
+def test_regression_ood_epistemic_exceeds_the_network_alone():
+    rng = np.random.RandomState(0)
+    X = rng.uniform(-1, 1, size=(200, 2))
+    y = np.sin(2 * X[:, 0]) + X[:, 1] + 0.1 * rng.randn(200)
+    net = MCDropoutRegressor(**SMALL_NET).fit(X, y)
+    model = LastLayerBayesianRegressor(FrozenEstimator(net)).fit(X, y)
+    far = rng.uniform(4, 6, size=(50, 2)) * rng.choice([-1, 1], size=(50, 2))
+    alone = net.predict_uncertainty(far)
+    bayesian = model.predict_uncertainty(far)
+    inside = model.predict_uncertainty(X)
+    assert np.all(alone.epistemic_var < 1e-20)  # a deterministic network has none
+    assert np.all(bayesian.epistemic_var > 0)
+    assert np.median(bayesian.epistemic_var) > 10 * np.median(inside.epistemic_var)
+    assert np.all(bayesian.std > alone.std)
+
+
+def test_classification_ood_uncertainty_exceeds_the_network_alone():
+    X, y = blobs()
+    net = MCDropoutClassifier(**SMALL_NET).fit(X, y)
+    model = LastLayerLaplaceClassifier(FrozenEstimator(net), n_samples=500).fit(X, y)
+    angles = np.linspace(0, 2 * np.pi, 24, endpoint=False)
+    far = 15 * np.c_[np.cos(angles), np.sin(angles)]
+    alone = net.predict_uncertainty(far)
+    bayesian = model.predict_uncertainty(far)
+    inside = model.predict_uncertainty(X)
+    assert np.all(alone.epistemic < 1e-12)
+    assert np.mean(bayesian.epistemic) > 2 * np.mean(inside.epistemic)
+    assert np.mean(bayesian.total) > np.mean(alone.total)
+    assert np.all(model.predict_proba(far).max(1) <= net.predict_proba(far).max(1) + 1e-9)
+
+
+# ------------------------------------------------------------------ the contract
+def test_frozen_network_is_used_as_is_and_an_unfrozen_one_is_cloned():
+    X, y = blobs()
+    net = MCDropoutClassifier(**SMALL_NET).fit(X, y)
+    before = [p.detach().clone() for p in net.module_.parameters()]
+    model = LastLayerLaplaceClassifier(FrozenEstimator(net)).fit(X, y)
+    assert model.estimator_.estimator is net
+    for a, b in zip(before, net.module_.parameters()):
+        assert torch.equal(a, b)
+    unfitted = MCDropoutClassifier(**SMALL_NET)
+    model = LastLayerLaplaceClassifier(unfitted).fit(X, y)
+    assert not hasattr(unfitted, "net_") and hasattr(model.estimator_, "net_")
+    np.testing.assert_array_equal(model.estimator_.predict(X), net.predict(X))
+
+
+def test_unfitted_skorch_net_is_fitted_by_it():
+    X, y = linear_regression_data(100)
+    net = NeuralNetRegressor(TwoLayer, max_epochs=3, verbose=0)
+    model = LastLayerBayesianRegressor(net).fit(X, y)
+    assert model.estimator_.initialized_ and not getattr(net, "initialized_", False)
+    assert model.predict(X).shape == (100,)
+
+
+def test_default_network_pipeline_grid_search_and_pickle():
+    X, y = linear_regression_data(80)
+    inner = MCDropoutRegressor(hidden_layer_sizes=(4,), dropout=0.0, max_epochs=3, random_state=0)
+    search = GridSearchCV(
+        make_pipeline(StandardScaler(), LastLayerBayesianRegressor(inner)),
+        {"lastlayerbayesianregressor__estimator__hidden_layer_sizes": [(4,), (8,)]},
+        cv=2,
+    ).fit(X, y)
+    model = search.best_estimator_
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(restored.predict(X), model.predict(X))
+    default = LastLayerBayesianRegressor(random_state=0).fit(X, y)
+    assert default.estimator_.hidden_layer_sizes == (50,)
+
+
+def test_network_inside_a_frozen_pipeline():
+    X, y = blobs()
+    pipeline = make_pipeline(StandardScaler(), MCDropoutClassifier(**SMALL_NET)).fit(X * 10, y)
+    model = LastLayerLaplaceClassifier(FrozenEstimator(pipeline)).fit(X * 10, y)
+    direct = LastLayerLaplaceClassifier(FrozenEstimator(pipeline[-1])).fit(
+        pipeline[0].transform(X * 10), y
+    )
+    np.testing.assert_allclose(
+        model.predict_proba(X[:5] * 10),
+        direct.predict_proba(pipeline[0].transform(X[:5] * 10)),
+        rtol=1e-5,  # the pipeline path scales float32 rows, the direct one float64 rows
+    )
+
+
+def test_last_layer_by_name_and_errors():
+    X, y = linear_regression_data(60)
+    net = NeuralNetRegressor(TwoLayer, max_epochs=2, verbose=0)
+    net.fit(X.astype(np.float32), y[:, None].astype(np.float32))
+    by_name = LastLayerBayesianRegressor(FrozenEstimator(net), last_layer="out").fit(X, y)
+    by_default = LastLayerBayesianRegressor(FrozenEstimator(net)).fit(X, y)
+    np.testing.assert_allclose(by_name.coef_, by_default.coef_)
+    first = LastLayerBayesianRegressor(FrozenEstimator(net), last_layer="hidden").fit(X, y)
+    assert first.coef_.shape == (1, 3)  # the input of the first layer is X itself
+    with pytest.raises(ValueError, match="torch.nn.Linear"):
+        LastLayerBayesianRegressor(FrozenEstimator(net), last_layer="act").fit(X, y)
+    with pytest.raises(ValueError, match="not fitted"):
+        LastLayerBayesianRegressor(FrozenEstimator(MCDropoutRegressor())).fit(X, y)
+    Xc, yc = blobs()
+    with pytest.raises(ValueError, match="3 classes"):
+        LastLayerLaplaceClassifier(frozen_linear_classifier(np.zeros((2, 3)))).fit(Xc, yc)
+
+
+def test_string_labels_and_clone():
+    X, y = blobs()
+    labels = np.array(["a", "b", "c"])[y]
+    model = LastLayerLaplaceClassifier(MCDropoutClassifier(**SMALL_NET)).fit(X, labels)
+    assert set(model.predict(X)) <= set(labels)
+    assert model.score(X, labels) > 0.8
+    assert clone(model).get_params()["estimator"].get_params() == model.estimator.get_params()

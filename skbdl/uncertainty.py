@@ -28,6 +28,8 @@ __all__ = [
     "entropy",
     "decompose_classification",
     "decompose_regression",
+    "gaussian_mixture_cdf",
+    "gaussian_mixture_quantile",
 ]
 
 
@@ -243,3 +245,110 @@ class RegressionUncertainty:
     def epistemic_std(self):
         """``sqrt(epistemic_var)``."""
         return np.sqrt(self.epistemic_var)
+
+
+def gaussian_mixture_cdf(y, mean_samples, var_samples):
+    """Cumulative distribution function of an equally weighted mixture of Gaussians.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_rows,) or (n_rows, n_outputs), or (n_levels, n_rows[, n_outputs])
+        Where to evaluate the CDF of each row's mixture (several points per row
+        with a leading axis).
+    mean_samples : array-like of shape (n_samples, n_rows) or (n_samples, n_rows, n_outputs)
+        Means of the components (samples on axis 0).
+    var_samples : array-like, broadcastable to the shape of ``mean_samples``
+        Variances of the components (strictly positive).
+
+    Returns
+    -------
+    cdf : ndarray, shape of ``y``
+        ``mean_s Phi((y - mu_s) / sigma_s)``.
+
+    Examples
+    --------
+    >>> from skbdl.uncertainty import gaussian_mixture_cdf
+    >>> gaussian_mixture_cdf([0.0], [[-1.0], [1.0]], [[1.0], [1.0]]).tolist()  # symmetric
+    [0.5]
+    """
+    from scipy.special import ndtr
+
+    y = np.asarray(y, dtype=np.float64)
+    mean_samples = np.asarray(mean_samples, dtype=np.float64)
+    var_samples = np.broadcast_to(np.asarray(var_samples, dtype=np.float64), mean_samples.shape)
+    rows = mean_samples.shape[1:]
+    if y.shape[-len(rows) :] != rows:
+        raise ValueError(
+            f"y of shape {y.shape} does not end with the rows shape {rows} of mean_samples."
+        )
+    lead = y.shape[: y.ndim - len(rows)]
+    y = y.reshape(lead + (1,) + rows)
+    z = (y - mean_samples) / np.sqrt(var_samples)
+    return ndtr(z).mean(axis=len(lead))
+
+
+def gaussian_mixture_quantile(q, mean_samples, var_samples, tol=1e-9, max_iter=200):
+    """Quantiles of an equally weighted mixture of Gaussians, by bisection.
+
+    The mixture's ``q``-quantile lies between the smallest and the largest of its
+    components' ``q``-quantiles; bisection on :func:`gaussian_mixture_cdf` narrows
+    that bracket until it is shorter than ``tol`` times the largest component
+    standard deviation.
+
+    Parameters
+    ----------
+    q : float or array-like of shape (n_levels,)
+        Probabilities in ``(0, 1)``.
+    mean_samples : array-like of shape (n_samples, n_rows) or (n_samples, n_rows, n_outputs)
+        Means of the components (samples on axis 0).
+    var_samples : array-like, broadcastable to the shape of ``mean_samples``
+        Variances of the components (strictly positive).
+    tol : float, default=1e-9
+        Relative precision (in units of the largest component standard deviation).
+    max_iter : int, default=200
+        Most bisection steps.
+
+    Returns
+    -------
+    quantile : ndarray of shape (n_rows[, n_outputs]) or (n_levels, n_rows[, n_outputs])
+        The values ``x`` with ``gaussian_mixture_cdf(x) = q``; the leading axis only
+        when ``q`` is an array.
+
+    Examples
+    --------
+    One component: the Gaussian's quantiles.  Two components: the median of a
+    symmetric mixture is its centre.
+
+    >>> from skbdl.uncertainty import gaussian_mixture_quantile
+    >>> gaussian_mixture_quantile([0.5, 0.975], [[1.0]], [[4.0]]).round(4).tolist()
+    [[1.0], [4.9199]]
+    >>> round(float(gaussian_mixture_quantile(0.5, [[0.0], [4.0]], [[1.0], [1.0]])[0]), 6)
+    2.0
+    """
+    from scipy.special import ndtri
+
+    q = np.asarray(q, dtype=np.float64)
+    if np.any((q <= 0) | (q >= 1)):
+        raise ValueError("q must lie strictly between 0 and 1.")
+    mean_samples = np.asarray(mean_samples, dtype=np.float64)
+    var_samples = np.broadcast_to(np.asarray(var_samples, dtype=np.float64), mean_samples.shape)
+    if mean_samples.ndim < 2 or not np.all(var_samples > 0):
+        raise ValueError(
+            "mean_samples must have shape (n_samples, n_rows[, n_outputs]) and var_samples "
+            "must be strictly positive."
+        )
+    levels = q.reshape((-1,) + (1,) * mean_samples.ndim)
+    component_quantiles = mean_samples + np.sqrt(var_samples) * ndtri(levels)
+    low, high = component_quantiles.min(axis=1), component_quantiles.max(axis=1)
+    scale = np.sqrt(var_samples.max(axis=0))
+    for _ in range(max_iter):
+        if np.all(high - low <= tol * scale):
+            break
+        middle = 0.5 * (low + high)
+        below = gaussian_mixture_cdf(middle, mean_samples, var_samples) < q.reshape(
+            (-1,) + (1,) * (mean_samples.ndim - 1)
+        )
+        low = np.where(below, middle, low)
+        high = np.where(below, high, middle)
+    result = 0.5 * (low + high)
+    return result[0] if q.ndim == 0 else result

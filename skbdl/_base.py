@@ -402,7 +402,7 @@ class BaseBayesianNetwork(BaseEstimator, metaclass=ABCMeta):
         rows = max(1, budget // n_samples)
         module, device = self._prediction_module()
         module.eval()
-        with torch.no_grad(), _torch_threads(None):
+        with torch.no_grad():
             for start in range(0, X.shape[0], rows):
                 chunk = slice(start, min(start + rows, X.shape[0]))
                 X_chunk = torch.tensor(
@@ -572,19 +572,25 @@ class BayesianRegressorMixin(RegressorMixin):
         """
         raise NotImplementedError
 
+    def _mean_to_original(self, mean):
+        mean = mean * self.y_scale_ + self.y_mean_
+        return mean[..., 0] if self._y_1d else mean
+
+    def _variance_to_original(self, var):
+        var = var * self.y_scale_**2
+        return var[..., 0] if self._y_1d else var
+
     def _gaussian_samples(self, out):
         mean, var = out
-        mean = mean * self.y_scale_ + self.y_mean_
-        var = var * self.y_scale_**2
-        if self._y_1d:
-            mean, var = mean[..., 0], var[..., 0]
-        return mean, var
+        return self._mean_to_original(mean), self._variance_to_original(var)
 
     def _moment_parts(self, out):
-        """Closed-form moments in original units: (mean, total, aleatoric, epistemic)."""
-        mean, aleatoric = self._gaussian_samples(out[:2])
-        _, epistemic = self._gaussian_samples(out[::2])
-        return mean, aleatoric + epistemic, aleatoric, epistemic
+        """Closed-form ``(mean, aleatoric_var, epistemic_var)`` in standardised units to
+        ``(mean, total_var, aleatoric_var, epistemic_var)`` in original units."""
+        mean, aleatoric, epistemic = out
+        aleatoric = self._variance_to_original(aleatoric)
+        epistemic = self._variance_to_original(epistemic)
+        return self._mean_to_original(mean), aleatoric + epistemic, aleatoric, epistemic
 
     def _sample_parts(self, out):
         return decompose_regression(*self._gaussian_samples(out))

@@ -130,10 +130,11 @@ def comparison(key, name, target):
     return register
 
 
-def interleave(numerator, denominator, cfg):
+def interleave(numerator, denominator, cfg, warm_up=True):
     """Time two zero-argument callables: one warm-up each, then alternating runs."""
-    numerator()
-    denominator()
+    if warm_up:
+        numerator()
+        denominator()
     wall, cpu = {numerator: [], denominator: []}, {numerator: [], denominator: []}
     for i in range(cfg.repeats):
         order = (numerator, denominator) if i % 2 == 0 else (denominator, numerator)
@@ -414,6 +415,57 @@ def pbp_epoch(cfg):
 
 
 # ----------------------------------------------------------------------- running
+#: Rows x features of the large-data rows (``i*``): fits with every setting at its default.
+LARGE = (200_000, 20)
+
+
+def large_data(cfg):
+    n_rows = 20_000 if cfg.quick else LARGE[0]
+    return make_data(n_rows, cfg.seed, n_features=LARGE[1])
+
+
+def _defaults_vs_sklearn(cfg, estimator_class):
+    """``estimator_class()`` against ``MLPRegressor()``, both at their defaults, on
+    LARGE rows; one timed pair per repeat (at most 2), no warm-up (minutes per fit)."""
+    from sklearn.neural_network import MLPRegressor
+
+    X, y = large_data(cfg)
+    runs = dataclasses.replace(cfg, repeats=min(cfg.repeats, 2))
+
+    def sklearn_fit():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            MLPRegressor(random_state=cfg.seed).fit(X, y)
+
+    return interleave(
+        lambda: estimator_class(random_state=cfg.seed, verbose=0).fit(X, y),
+        sklearn_fit,
+        runs,
+        warm_up=False,
+    )
+
+
+@comparison("i", "MCDropoutRegressor().fit / MLPRegressor().fit, 200k x 20", target=1.5)
+def large_fit_mc_dropout(cfg):
+    from skbdl import MCDropoutRegressor
+
+    return _defaults_vs_sklearn(cfg, MCDropoutRegressor)
+
+
+@comparison("i2", "DeepEnsembleRegressor().fit / MLPRegressor().fit, 200k x 20", target=1.5)
+def large_fit_ensemble(cfg):
+    from skbdl import DeepEnsembleRegressor
+
+    return _defaults_vs_sklearn(cfg, DeepEnsembleRegressor)
+
+
+@comparison("i3", "BayesianMLPRegressor().fit / MLPRegressor().fit, 200k x 20", target=1.5)
+def large_fit_bbb(cfg):
+    from skbdl import BayesianMLPRegressor
+
+    return _defaults_vs_sklearn(cfg, BayesianMLPRegressor)
+
+
 def machine_header(cfg):
     import sklearn
     import skorch

@@ -3,6 +3,7 @@
 from ._net import DivergenceError
 from .bbb import BayesianMLPClassifier, BayesianMLPRegressor
 from .ensemble import DeepEnsembleClassifier, DeepEnsembleRegressor
+from .hyper_ensemble import HyperDeepEnsembleClassifier, HyperDeepEnsembleRegressor
 from .last_layer import LastLayerBayesianRegressor, LastLayerLaplaceClassifier
 from .mc_dropout import MCDropoutClassifier, MCDropoutRegressor
 from .pbp import PBPRegressor
@@ -17,6 +18,8 @@ __all__ = [
     "DeepEnsembleClassifier",
     "DeepEnsembleRegressor",
     "DivergenceError",
+    "HyperDeepEnsembleClassifier",
+    "HyperDeepEnsembleRegressor",
     "LastLayerBayesianRegressor",
     "LastLayerLaplaceClassifier",
     "MCDropoutClassifier",

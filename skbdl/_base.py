@@ -11,13 +11,14 @@ predictive outputs for a batch of rows).
 import contextlib
 import copy
 import inspect
+import math
 import numbers
 import warnings
 from abc import ABCMeta, abstractmethod
 
 import numpy as np
 import torch
-from scipy.special import ndtri
+from scipy.special import ndtri, softmax
 from sklearn.base import (
     BaseEstimator,
     ClassifierMixin,
@@ -25,13 +26,15 @@ from sklearn.base import (
     _fit_context,
     is_classifier,
 )
+from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch.callbacks import EarlyStopping
-from skorch.dataset import ValidSplit
+from skorch.dataset import Dataset
+from skorch.helper import predefined_split
 from torch import nn
 
 from ._net import DivergenceCheck, EpochProgressBar, SkbdlNet
@@ -41,6 +44,8 @@ from .uncertainty import (
     RegressionUncertainty,
     decompose_classification,
     decompose_regression,
+    fit_log_scale,
+    fit_log_temperature,
     gaussian_mixture_quantile,
 )
 
@@ -56,6 +61,54 @@ _OPTIMIZERS = {
 #: Rows x samples evaluated in one forward pass at prediction time (bounds memory).
 _DEFAULT_PREDICT_BUDGET = 2**16
 
+#: ``batch_size='auto'``: ``clip(n_train // AUTO_BATCH_DIVISOR, AUTO_BATCH_MIN,
+#: AUTO_BATCH_MAX)`` rows (never more than ``n_train``).  Chosen on the UCI sets
+#: (docs/defaults.md).
+AUTO_BATCH_MIN, AUTO_BATCH_MAX, AUTO_BATCH_DIVISOR = 32, 256, 64
+
+#: ``max_epochs='auto'``: enough epochs for ``AUTO_STEPS`` optimisation steps, at least
+#: ``AUTO_MIN_EPOCHS`` and at most ``AUTO_MAX_EPOCHS`` (docs/defaults.md).
+AUTO_STEPS, AUTO_MIN_EPOCHS, AUTO_MAX_EPOCHS = 20_000, 10, 400
+
+#: ``verbose='auto'`` shows a progress bar once a fit is expected to take longer than
+#: this many seconds (estimated after each epoch).
+AUTO_PROGRESS_SECONDS = 5.0
+
+#: The learned homoscedastic noise variance trains with this multiple of ``lr``, so it
+#: reaches the residual variance within the budget (Adam moves a parameter by about
+#: ``lr`` per step, and Yacht's residual variance is ~e^-6 of the target's).
+NOISE_LR_FACTOR = 10.0
+
+
+def resolve_training_budget(batch_size, max_epochs, n_train):
+    """The ``(batch_size, max_epochs)`` a fit on ``n_train`` rows uses.
+
+    ``'auto'`` values adapt to the data: mini-batches of 32 rows up to 2 048 rows, then
+    growing with the data (``n_train // 64``, at most 256); 400 epochs (the MC dropout
+    paper's final training), fewer where that would exceed ``AUTO_STEPS`` optimiser
+    steps, so small data sets are trained long enough and large ones not for hours.
+
+    Examples
+    --------
+    >>> from skbdl._base import resolve_training_budget
+    >>> resolve_training_budget("auto", "auto", 300)      # Yacht-sized
+    (32, 400)
+    >>> resolve_training_budget("auto", "auto", 200_000)  # 782 steps an epoch
+    (256, 26)
+    >>> resolve_training_budget(64, 5, 300)
+    (64, 5)
+    """
+    n_train = max(int(n_train), 1)
+    if batch_size == "auto":
+        batch_size = min(AUTO_BATCH_MAX, max(AUTO_BATCH_MIN, n_train // AUTO_BATCH_DIVISOR))
+        batch_size = min(batch_size, n_train)
+    if max_epochs == "auto":
+        steps_per_epoch = math.ceil(n_train / batch_size)
+        max_epochs = min(
+            AUTO_MAX_EPOCHS, max(AUTO_MIN_EPOCHS, math.ceil(AUTO_STEPS / steps_per_epoch))
+        )
+    return int(batch_size), int(max_epochs)
+
 
 @contextlib.contextmanager
 def _torch_threads(n_threads):
@@ -69,6 +122,10 @@ def _torch_threads(n_threads):
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def _has_noise_parameter(module):
+    return any(name.endswith("log_noise_var") for name, _ in module.named_parameters())
 
 
 def _seed_from(random_state):
@@ -95,20 +152,21 @@ class BaseBayesianNetwork(BaseEstimator, metaclass=ABCMeta):
         "module": [None, type, nn.Module],
         "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
-        "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
-        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "max_epochs": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
         "lr": [Interval(numbers.Real, 0, None, closed="neither")],
         "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
         "optimizer": [StrOptions(set(_OPTIMIZERS)), type],
         "n_samples": [Interval(numbers.Integral, 1, None, closed="left")],
         "early_stopping": ["boolean"],
+        "calibrate": ["boolean"],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
         "callbacks": [None, list],
         "predict_batch_size": [None, Interval(numbers.Integral, 1, None, closed="left")],
         "device": [str, torch.device],
         "random_state": ["random_state"],
-        "verbose": ["verbose"],
+        "verbose": [StrOptions({"auto"}), "verbose"],
     }
 
     def _store_routed(self, kwargs):
@@ -220,10 +278,30 @@ class BaseBayesianNetwork(BaseEstimator, metaclass=ABCMeta):
             raise ValueError(f"device={self.device!r} was requested but CUDA is not available.")
         return device
 
+    #: Name of the training loss in the progress bar.
+    _loss_name = "loss"
+
+    def _progress_callbacks(self):
+        """The progress bar: always for ``verbose=1``; for ``'auto'``, once the fit
+        is expected to take longer than ``AUTO_PROGRESS_SECONDS``."""
+        if self.verbose not in ("auto", 1):
+            return []
+        bar = EpochProgressBar(
+            self.max_epochs_,
+            type(self).__name__,
+            self._loss_name,
+            min_seconds=AUTO_PROGRESS_SECONDS if self.verbose == "auto" else None,
+        )
+        return [("progress", bar)]
+
+    def _table_options(self):
+        """skorch's per-epoch table: printed for ``verbose >= 2`` only."""
+        if self.verbose != "auto" and self.verbose >= 2:
+            return {"verbose": 1}
+        return {"verbose": 0, "callbacks__print_log": None}
+
     def _callbacks(self):
-        callbacks = [("divergence_check", DivergenceCheck())]
-        if self.verbose == 1:
-            callbacks.append(("progress", EpochProgressBar(self.max_epochs, type(self).__name__)))
+        callbacks = [("divergence_check", DivergenceCheck()), *self._progress_callbacks()]
         if self.early_stopping:
             callbacks.append(
                 (
@@ -273,18 +351,80 @@ class BaseBayesianNetwork(BaseEstimator, metaclass=ABCMeta):
         train_seed, self._predict_seed = _seed_from(rng), _seed_from(rng)
         # ascontiguousarray: torch cannot read numpy arrays with negative strides (X[::-1]).
         X_tensor = torch.tensor(np.ascontiguousarray(X), dtype=torch.float32)
-        fork_devices = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=fork_devices), _torch_threads(
-            1 if device.type == "cpu" and self.batch_size <= 512 else None
-        ):
-            torch.manual_seed(train_seed)
-            net = self._train_network(X_tensor, y_tensor, n_outputs, train_seed, device)
-        net.module_.eval()
+        early_stopping = getattr(self, "early_stopping", False)
+        calibrate = getattr(self, "calibrate", False)
+        if early_stopping or calibrate:
+            fit_rows, valid_rows = self._holdout_rows(y, train_seed)
+            valid_data = (X_tensor[valid_rows], y_tensor[valid_rows]) if early_stopping else None
+            net = self._train(
+                X_tensor[fit_rows], y_tensor[fit_rows], n_outputs, train_seed, device, valid_data
+            )
+        else:
+            net = self._train(X_tensor, y_tensor, n_outputs, train_seed, device)
+        self._reset_calibration()
+        if calibrate:
+            self.net_ = net
+            self._fit_calibration(X[valid_rows], y[valid_rows])
+            if self._refit_after_calibration and not early_stopping:
+                # The factor is fitted on rows the network did not see; the network
+                # used for prediction is then retrained, with the same seeds, on all.
+                net = self._train(X_tensor, y_tensor, n_outputs, train_seed, device)
         self.net_ = net
         self.history_ = net.history
         self.n_iter_ = len(net.history)
         self.loss_curve_ = [float(v) for v in net.history[:, "train_loss"]]
         return self
+
+    #: With ``calibrate``, retrain on all rows after fitting the factor on held-out ones.
+    _refit_after_calibration = True
+
+    def _train(self, X, y, n_outputs, seed, device, valid_data=None):
+        """Train on tensors ``X``, ``y`` (validation tensors for early stopping, or
+        None); set ``batch_size_`` and ``max_epochs_``; return the fitted net."""
+        self.batch_size_, self.max_epochs_ = resolve_training_budget(
+            self.batch_size, self.max_epochs, len(X)
+        )
+        # Read by _make_net (also in a joblib task's copy of the estimator).
+        self._valid_data = valid_data
+        fork_devices = [device] if device.type == "cuda" else []
+        try:
+            with (
+                torch.random.fork_rng(devices=fork_devices),
+                _torch_threads(1 if device.type == "cpu" and self.batch_size_ <= 512 else None),
+            ):
+                torch.manual_seed(seed)
+                net = self._train_network(X, y, n_outputs, seed, device)
+        finally:
+            del self._valid_data
+        net.module_.eval()
+        return net
+
+    def _holdout_rows(self, y, seed):
+        """Indices ``(fit_rows, valid_rows)``: ``validation_fraction`` of the rows held
+        out (stratified by class for classifiers when every class has two rows)."""
+        rows = np.arange(len(y))
+        n_valid = math.ceil(len(y) * self.validation_fraction)
+        if n_valid >= len(y):
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} of {len(y)} rows leaves no "
+                "rows to train on; use more data or a smaller validation_fraction."
+            )
+        stratify = None
+        if is_classifier(self):
+            _, counts = np.unique(y, return_counts=True)
+            if counts.min() >= 2 and n_valid >= len(counts) and len(y) - n_valid >= len(counts):
+                stratify = y
+        fit_rows, valid_rows = train_test_split(
+            rows, test_size=n_valid, stratify=stratify, random_state=seed
+        )
+        return np.sort(fit_rows), np.sort(valid_rows)
+
+    def _reset_calibration(self):
+        """Set the fitted calibration attributes to the identity (no recalibration)."""
+
+    def _fit_calibration(self, X_valid, y_valid):
+        """Fit the recalibration on held-out rows (validated ``X``, raw ``y``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no recalibration.")
 
     def _train_network(self, X, y, n_outputs, seed, device):
         """Build the module and train it; return the fitted skorch net.
@@ -309,29 +449,30 @@ class BaseBayesianNetwork(BaseEstimator, metaclass=ABCMeta):
         if isinstance(optimizer, str):
             optimizer = _OPTIMIZERS[optimizer]
         optimizer_kwargs = {"weight_decay": self.weight_decay, **self._routed("optimizer__")}
+        if "param_groups" not in optimizer_kwargs and _has_noise_parameter(module):
+            optimizer_kwargs["param_groups"] = [
+                ("*log_noise_var", {"lr": self.lr * NOISE_LR_FACTOR, "weight_decay": 0.0})
+            ]
         if optimizer in (torch.optim.Adam, torch.optim.AdamW) and not (
             {"fused", "foreach"} & set(optimizer_kwargs)
         ):
             # One fused kernel per step: the fastest Adam for small networks.
             optimizer_kwargs["fused"] = True
         train_split = None
-        if self.early_stopping:
-            train_split = ValidSplit(
-                self.validation_fraction, stratified=is_classifier(self), random_state=seed
-            )
+        if getattr(self, "_valid_data", None) is not None:
+            train_split = predefined_split(Dataset(*self._valid_data))
         return net_class(
             module,
             criterion=self._criterion(),
             optimizer=optimizer,
             lr=self.lr,
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
+            max_epochs=self.max_epochs_,
+            batch_size=self.batch_size_,
             train_split=train_split,
             callbacks=self._callbacks(),
             device=device,
-            verbose=int(self.verbose >= 2),
             **{f"optimizer__{k}": v for k, v in optimizer_kwargs.items()},
-            **({} if self.verbose >= 2 else {"callbacks__print_log": None}),
+            **self._table_options(),
             **kwargs,
         )
 
@@ -388,14 +529,16 @@ class BaseBayesianNetwork(BaseEstimator, metaclass=ABCMeta):
         """
         return self.net_.module_, torch.device(self.net_.device)
 
-    def _iter_samples(self, X, n_samples=None, sampler=None):
+    def _iter_samples(self, X, n_samples=None, sampler=None, validated=False):
         """Yield ``(row_slice, outputs)`` over row chunks; outputs as numpy (float64).
 
         ``sampler(module, X_chunk, n_samples, seed)`` computes the outputs of a
-        chunk; ``None`` means :meth:`_sample_outputs`.
+        chunk; ``None`` means :meth:`_sample_outputs`.  ``validated``: ``X`` is
+        already a validated array (rows of the training data).
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        if not validated:
+            X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         n_samples = self._check_n_samples(n_samples)
         sampler = self._sample_outputs if sampler is None else sampler
         budget = self.predict_batch_size or _DEFAULT_PREDICT_BUDGET
@@ -439,13 +582,25 @@ class BayesianClassifierMixin(ClassifierMixin):
     def _wrap_module(self, body):
         return body
 
+    _loss_name = "log_loss"
+
     def _criterion(self):
         return nn.CrossEntropyLoss
 
     def _proba_samples(self, out):
-        logits = out - out.max(axis=-1, keepdims=True)
-        proba = np.exp(logits)
-        return proba / proba.sum(axis=-1, keepdims=True)
+        return softmax(out / getattr(self, "temperature_", 1.0), axis=-1)
+
+    def _reset_calibration(self):
+        self.temperature_ = 1.0
+
+    def _fit_calibration(self, X_valid, y_valid):
+        """Temperature scaling (Guo et al. 2017) of every draw's logits, fitted by the
+        NLL of the model average on the held-out rows."""
+        logits = np.concatenate(
+            [out for _, out, _ in self._iter_samples(X_valid, validated=True)], axis=1
+        )
+        labels = np.searchsorted(self.classes_, y_valid)
+        self.temperature_ = float(np.exp(fit_log_temperature(logits, labels)))
 
     def sample_predictions(self, X, n_samples=None):
         """Class probabilities from ``n_samples`` draws of the model.
@@ -557,6 +712,10 @@ class BayesianRegressorMixin(RegressorMixin):
     def _body_width(self, n_outputs):
         return 2 * n_outputs if self.likelihood == "heteroscedastic" else n_outputs
 
+    #: The Gaussian negative log-likelihood per target in standardised units, without
+    #: its constant: negative once the predicted variance is below the target's.
+    _loss_name = "nll"
+
     def _criterion(self):
         return GaussianNLLLoss
 
@@ -581,13 +740,41 @@ class BayesianRegressorMixin(RegressorMixin):
         return var[..., 0] if self._y_1d else var
 
     def _gaussian_samples(self, out):
-        mean, var = out
+        mean, var = self._calibrated(*out)
         return self._mean_to_original(mean), self._variance_to_original(var)
+
+    def _calibrated(self, mean, var):
+        """Draws ``(mean, var)`` of shape (n_samples, n_rows, n_outputs), with the
+        predictive spread scaled by ``calibration_scale_``: every draw's mean moves
+        ``scale`` times as far from the draws' average, every variance ``scale**2``
+        times, so the mixture's total variance (aleatoric and epistemic parts alike)
+        scales by ``scale**2`` and its mean stays."""
+        scale = getattr(self, "calibration_scale_", None)
+        if scale is None or np.all(scale == 1.0):
+            return mean, var
+        centre = mean.mean(axis=0, keepdims=True)
+        return centre + scale * (mean - centre), var * scale**2
+
+    def _reset_calibration(self):
+        self.calibration_scale_ = np.ones(self.n_outputs_)
+
+    def _fit_calibration(self, X_valid, y_valid):
+        """Variance scaling (Levi et al. 2019; Kuleshov et al. 2018), one factor per
+        target, fitted by the NLL of the predictive mixture on the held-out rows."""
+        outs = [out for _, out, _ in self._iter_samples(X_valid, validated=True)]
+        mean = np.concatenate([m for m, _ in outs], axis=1)
+        var = np.concatenate([v for _, v in outs], axis=1)
+        y_std = (y_valid.reshape(len(y_valid), -1) - self.y_mean_) / self.y_scale_
+        self.calibration_scale_ = np.exp(
+            [fit_log_scale(mean[..., k], var[..., k], y_std[:, k]) for k in range(y_std.shape[1])]
+        )
 
     def _moment_parts(self, out):
         """Closed-form ``(mean, aleatoric_var, epistemic_var)`` in standardised units to
         ``(mean, total_var, aleatoric_var, epistemic_var)`` in original units."""
         mean, aleatoric, epistemic = out
+        scale = getattr(self, "calibration_scale_", 1.0)
+        aleatoric, epistemic = aleatoric * scale**2, epistemic * scale**2
         aleatoric = self._variance_to_original(aleatoric)
         epistemic = self._variance_to_original(epistemic)
         return self._mean_to_original(mean), aleatoric + epistemic, aleatoric, epistemic

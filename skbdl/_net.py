@@ -7,6 +7,7 @@ optimisation step without a closure) and adds divergence detection.
 """
 
 import math
+import time
 
 import torch
 from skorch import NeuralNet
@@ -109,25 +110,54 @@ class DivergenceCheck(Callback):
 
 
 class EpochProgressBar(Callback):
-    """A tqdm progress bar over epochs, showing the latest training loss."""
+    """A tqdm progress bar over epochs, showing the latest training loss by its name.
 
-    def __init__(self, total, desc="fit"):
-        self.total, self.desc = total, desc
+    Parameters
+    ----------
+    total : int
+        Number of epochs.
+    desc : str, default='fit'
+        Text before the bar (the estimator's name).
+    loss_name : str, default='loss'
+        Name shown for the training loss (e.g. ``'nll'``: the mean Gaussian negative
+        log-likelihood per target in standardised units, which is negative once
+        the predicted variance is below one).
+    min_seconds : float or None, default=None
+        ``None``: always show the bar.  A number: show it only once the fit is
+        expected to take longer than this, estimated from the epochs done so far.
+    """
 
-    def on_train_begin(self, net, **kwargs):
+    def __init__(self, total, desc="fit", loss_name="loss", min_seconds=None):
+        self.total, self.desc, self.loss_name = total, desc, loss_name
+        self.min_seconds = min_seconds
+
+    def _open(self, done):
         from tqdm.auto import tqdm
 
-        self.bar_ = tqdm(total=self.total, desc=self.desc, leave=False)
+        self.bar_ = tqdm(total=self.total, initial=done, desc=self.desc, leave=False)
+
+    def on_train_begin(self, net, **kwargs):
+        self.bar_ = None
+        self.start_ = time.perf_counter()
+        if self.min_seconds is None:
+            self._open(0)
 
     def on_epoch_end(self, net, **kwargs):
-        postfix = {"loss": f"{net.history[-1].get('train_loss', float('nan')):.4f}"}
+        done = len(net.history)
+        if self.bar_ is None:
+            expected = (time.perf_counter() - self.start_) / done * self.total
+            if expected <= self.min_seconds or done >= self.total:
+                return
+            self._open(done - 1)
+        postfix = {self.loss_name: f"{net.history[-1].get('train_loss', float('nan')):.4f}"}
         if "valid_loss" in net.history[-1]:
             postfix["valid"] = f"{net.history[-1]['valid_loss']:.4f}"
         self.bar_.set_postfix(postfix, refresh=False)
         self.bar_.update(1)
 
     def on_train_end(self, net, **kwargs):
-        self.bar_.close()
+        if self.bar_ is not None:
+            self.bar_.close()
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -225,6 +255,15 @@ class SkbdlNet(NeuralNet):
             self._extra_loss = None  # a wrapper whose body adds nothing
         self._fast_step = None
         return self
+
+    def get_params_for_optimizer(self, prefix, named_parameters):
+        # skorch lists the groups matched by ``param_groups`` patterns first and the
+        # remaining parameters last; put those first, so that ``param_groups[0]`` (what
+        # LRScheduler records as ``event_lr``) has the learning rate the user set.
+        (groups, *rest), kwargs = super().get_params_for_optimizer(prefix, named_parameters)
+        if isinstance(groups, list) and len(groups) > 1 and isinstance(groups[-1], dict):
+            groups = [groups[-1], *groups[:-1]]
+        return (groups, *rest), kwargs
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         super().on_train_begin(net, X=X, y=y, **kwargs)

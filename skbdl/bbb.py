@@ -78,6 +78,9 @@ class _KLAnnealing(Callback):
 
 
 class _BaseBayesByBackprop(BaseBayesianNetwork):
+    #: The loss per likelihood term: negative log-likelihood plus the scaled KL term.
+    _loss_name = "neg_elbo"
+
     _parameter_constraints = {
         **BaseBayesianNetwork._parameter_constraints,
         "prior": [StrOptions({"gaussian", "scale_mixture"}), Prior],
@@ -175,10 +178,16 @@ _COMMON_DOC = """
     kl_annealing_epochs : int or None, default=0
         Ramp the KL term's weight linearly from 0 in the first epoch to
         ``kl_weight`` after this many epochs.  0 or None: no annealing.
-    max_epochs : int, default=100
-        Number of passes over the training data.
-    batch_size : int, default=32
-        Mini-batch size for training.
+    max_epochs : int or 'auto', default='auto'
+        Number of passes over the training data.  ``'auto'``: 400, or fewer where
+        400 epochs would take more than 20 000 optimisation steps (at least 10), so
+        small data sets are trained long enough and large ones not for hours; the
+        value used is ``max_epochs_`` (chosen on the UCI sets: see the user guide's
+        "Defaults" page).
+    batch_size : int or 'auto', default='auto'
+        Mini-batch size for training (of each member, for ensembles).  ``'auto'``:
+        32 up to 2 048 training rows, then ``n_train // 64`` up to 256; the value
+        used is ``batch_size_``.
     lr : float, default=1e-3
         Learning rate.
     weight_decay : float, default=0.0
@@ -191,8 +200,16 @@ _COMMON_DOC = """
         Hold out ``validation_fraction`` of the training data and stop when the
         validation loss (negative ELBO per example, at the posterior means) has not
         improved for ``n_iter_no_change`` epochs, restoring the best weights.
+    calibrate : bool, default=False
+        Hold out ``validation_fraction`` of the training data and recalibrate the
+        predictive distribution on it after training, by maximum likelihood: a
+        classifier divides every draw's logits by a temperature (``temperature_``),
+        a regressor scales its predictive standard deviation by one factor per
+        target (``calibration_scale_``).  Every prediction method reflects it.
     validation_fraction : float, default=0.1
-        Fraction held out when ``early_stopping`` is True.
+        Fraction of the training rows held out when ``early_stopping`` or
+        ``calibrate`` is True (the same rows serve both); stratified by class for
+        classifiers where every class has two rows.
     n_iter_no_change : int, default=10
         Patience of early stopping, in epochs.
     callbacks : list of skorch callbacks, default=None
@@ -206,8 +223,10 @@ _COMMON_DOC = """
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, data order, the training noise and the weights drawn
         at prediction time.  An int gives identical fits and predictions.
-    verbose : int, default=0
-        0: silent; 1: a progress bar over epochs; 2: skorch's table per epoch.
+    verbose : int or 'auto', default='auto'
+        ``'auto'``: a progress bar over epochs once the fit is expected to take
+        longer than 5 seconds (estimated as it runs), else silent; 0: silent; 1: a
+        progress bar; 2: skorch's table per epoch.
 """
 
 _ATTRIBUTES_DOC = """
@@ -309,20 +328,21 @@ class BayesianMLPClassifier(BayesianClassifierMixin, _BaseBayesByBackprop):
         n_train_samples=1,
         kl_weight=1.0,
         kl_annealing_epochs=0,
-        max_epochs=100,
-        batch_size=32,
+        max_epochs="auto",
+        batch_size="auto",
         lr=1e-3,
         weight_decay=0.0,
         optimizer="adam",
         n_samples=100,
         early_stopping=False,
+        calibrate=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
         callbacks=None,
         predict_batch_size=None,
         device="cpu",
         random_state=None,
-        verbose=0,
+        verbose="auto",
         **kwargs,
     ):
         self.module = module
@@ -341,6 +361,7 @@ class BayesianMLPClassifier(BayesianClassifierMixin, _BaseBayesByBackprop):
         self.optimizer = optimizer
         self.n_samples = n_samples
         self.early_stopping = early_stopping
+        self.calibrate = calibrate
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.callbacks = callbacks
@@ -421,20 +442,21 @@ class BayesianMLPRegressor(BayesianRegressorMixin, _BaseBayesByBackprop):
         kl_weight=1.0,
         kl_annealing_epochs=0,
         likelihood="homoscedastic",
-        max_epochs=100,
-        batch_size=32,
+        max_epochs="auto",
+        batch_size="auto",
         lr=1e-3,
         weight_decay=0.0,
         optimizer="adam",
         n_samples=100,
         early_stopping=False,
+        calibrate=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
         callbacks=None,
         predict_batch_size=None,
         device="cpu",
         random_state=None,
-        verbose=0,
+        verbose="auto",
         **kwargs,
     ):
         self.module = module
@@ -454,6 +476,7 @@ class BayesianMLPRegressor(BayesianRegressorMixin, _BaseBayesByBackprop):
         self.optimizer = optimizer
         self.n_samples = n_samples
         self.early_stopping = early_stopping
+        self.calibrate = calibrate
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.callbacks = callbacks

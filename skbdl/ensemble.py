@@ -189,7 +189,7 @@ def _combine_histories(histories):
 
 def _fit_member(estimator, X, y, width, kind, seed, member_seed, device, epsilon):
     """Train one member as a 1-member ensemble (a joblib task; module level to pickle)."""
-    threads = 1 if device.type == "cpu" and estimator.batch_size <= 512 else None
+    threads = 1 if device.type == "cpu" and estimator.batch_size_ <= 512 else None
     with _torch_threads(threads):
         with _BUILD_LOCK:  # never reseed while a thread of this process builds a member
             torch.manual_seed(member_seed[1])  # random layers of a user module, if any
@@ -370,10 +370,16 @@ _COMMON_DOC = """
     n_jobs : int, default=None
         Number of joblib workers for the ``'joblib'`` strategy (``None``: one, unless
         an enclosing ``joblib.parallel_config`` says otherwise; ``-1``: all CPUs).
-    max_epochs : int, default=100
-        Number of passes over the training data.
-    batch_size : int, default=32
-        Mini-batch size of each member.
+    max_epochs : int or 'auto', default='auto'
+        Number of passes over the training data.  ``'auto'``: 400, or fewer where
+        400 epochs would take more than 20 000 optimisation steps (at least 10), so
+        small data sets are trained long enough and large ones not for hours; the
+        value used is ``max_epochs_`` (chosen on the UCI sets: see the user guide's
+        "Defaults" page).
+    batch_size : int or 'auto', default='auto'
+        Mini-batch size for training (of each member, for ensembles).  ``'auto'``:
+        32 up to 2 048 training rows, then ``n_train // 64`` up to 256; the value
+        used is ``batch_size_``.
     lr : float, default=1e-3
         Learning rate.
     weight_decay : float, default=0.0
@@ -388,8 +394,16 @@ _COMMON_DOC = """
         ``n_iter_no_change`` epochs, restoring the best weights.  The vectorised
         strategy watches the loss summed over the members, so all members stop at
         the same epoch; the joblib strategy stops each member on its own loss.
+    calibrate : bool, default=False
+        Hold out ``validation_fraction`` of the training data and recalibrate the
+        predictive distribution on it after training, by maximum likelihood: a
+        classifier divides every draw's logits by a temperature (``temperature_``),
+        a regressor scales its predictive standard deviation by one factor per
+        target (``calibration_scale_``).  Every prediction method reflects it.
     validation_fraction : float, default=0.1
-        Fraction held out when ``early_stopping`` is True.
+        Fraction of the training rows held out when ``early_stopping`` or
+        ``calibrate`` is True (the same rows serve both); stratified by class for
+        classifiers where every class has two rows.
     n_iter_no_change : int, default=10
         Patience of early stopping, in epochs.
     callbacks : list of skorch callbacks, default=None
@@ -404,8 +418,10 @@ _COMMON_DOC = """
         Seeds every member (initialisation, data order, bootstrap sample).  Member
         ``m`` depends only on its own seed, so the first members of a larger
         ensemble are those of a smaller one with the same ``random_state``.
-    verbose : int, default=0
-        0: silent; 1: a progress bar over epochs; 2: skorch's table per epoch.
+    verbose : int or 'auto', default='auto'
+        ``'auto'``: a progress bar over epochs once the fit is expected to take
+        longer than 5 seconds (estimated as it runs), else silent; 0: silent; 1: a
+        progress bar; 2: skorch's table per epoch.
 """
 
 _ATTRIBUTES_DOC = """
@@ -495,19 +511,20 @@ class DeepEnsembleClassifier(BayesianClassifierMixin, _BaseDeepEnsemble):
         adversarial_epsilon=None,
         strategy="auto",
         n_jobs=None,
-        max_epochs=100,
-        batch_size=32,
+        max_epochs="auto",
+        batch_size="auto",
         lr=1e-3,
         weight_decay=0.0,
         optimizer="adam",
         early_stopping=False,
+        calibrate=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
         callbacks=None,
         predict_batch_size=None,
         device="cpu",
         random_state=None,
-        verbose=0,
+        verbose="auto",
         **kwargs,
     ):
         self.module = module
@@ -524,6 +541,7 @@ class DeepEnsembleClassifier(BayesianClassifierMixin, _BaseDeepEnsemble):
         self.weight_decay = weight_decay
         self.optimizer = optimizer
         self.early_stopping = early_stopping
+        self.calibrate = calibrate
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.callbacks = callbacks
@@ -611,19 +629,20 @@ class DeepEnsembleRegressor(BayesianRegressorMixin, _BaseDeepEnsemble):
         adversarial_epsilon=None,
         strategy="auto",
         n_jobs=None,
-        max_epochs=100,
-        batch_size=32,
+        max_epochs="auto",
+        batch_size="auto",
         lr=1e-3,
         weight_decay=0.0,
         optimizer="adam",
         early_stopping=False,
+        calibrate=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
         callbacks=None,
         predict_batch_size=None,
         device="cpu",
         random_state=None,
-        verbose=0,
+        verbose="auto",
         **kwargs,
     ):
         self.module = module
@@ -641,6 +660,7 @@ class DeepEnsembleRegressor(BayesianRegressorMixin, _BaseDeepEnsemble):
         self.weight_decay = weight_decay
         self.optimizer = optimizer
         self.early_stopping = early_stopping
+        self.calibrate = calibrate
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.callbacks = callbacks

@@ -134,10 +134,16 @@ _COMMON_DOC = """
     dropout : float, default=0.1
         Dropout probability after each hidden layer of the default MLP, used both in
         training and at prediction time.
-    max_epochs : int, default=100
-        Number of passes over the training data.
-    batch_size : int, default=32
-        Mini-batch size for training.
+    max_epochs : int or 'auto', default='auto'
+        Number of passes over the training data.  ``'auto'``: 400, or fewer where
+        400 epochs would take more than 20 000 optimisation steps (at least 10), so
+        small data sets are trained long enough and large ones not for hours; the
+        value used is ``max_epochs_`` (chosen on the UCI sets: see the user guide's
+        "Defaults" page).
+    batch_size : int or 'auto', default='auto'
+        Mini-batch size for training (of each member, for ensembles).  ``'auto'``:
+        32 up to 2 048 training rows, then ``n_train // 64`` up to 256; the value
+        used is ``batch_size_``.
     lr : float, default=1e-3
         Learning rate.
     weight_decay : float, default=0.0
@@ -150,8 +156,16 @@ _COMMON_DOC = """
         Hold out ``validation_fraction`` of the training data and stop when the
         validation loss has not improved for ``n_iter_no_change`` epochs, restoring
         the best weights.  When False, all the data are used for training.
+    calibrate : bool, default=False
+        Hold out ``validation_fraction`` of the training data and recalibrate the
+        predictive distribution on it after training, by maximum likelihood: a
+        classifier divides every draw's logits by a temperature (``temperature_``),
+        a regressor scales its predictive standard deviation by one factor per
+        target (``calibration_scale_``).  Every prediction method reflects it.
     validation_fraction : float, default=0.1
-        Fraction held out when ``early_stopping`` is True.
+        Fraction of the training rows held out when ``early_stopping`` or
+        ``calibrate`` is True (the same rows serve both); stratified by class for
+        classifiers where every class has two rows.
     n_iter_no_change : int, default=10
         Patience of early stopping, in epochs.
     callbacks : list of skorch callbacks, default=None
@@ -165,8 +179,10 @@ _COMMON_DOC = """
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, data order, dropout during training and the masks
         drawn at prediction time.  An int gives identical fits and predictions.
-    verbose : int, default=0
-        0: silent; 1: a progress bar over epochs; 2: skorch's table per epoch.
+    verbose : int or 'auto', default='auto'
+        ``'auto'``: a progress bar over epochs once the fit is expected to take
+        longer than 5 seconds (estimated as it runs), else silent; 0: silent; 1: a
+        progress bar; 2: skorch's table per epoch.
 """
 
 _ATTRIBUTES_DOC = """
@@ -235,20 +251,21 @@ class MCDropoutClassifier(BayesianClassifierMixin, _BaseMCDropout):
         hidden_layer_sizes=(100,),
         activation="relu",
         dropout=0.1,
-        max_epochs=100,
-        batch_size=32,
+        max_epochs="auto",
+        batch_size="auto",
         lr=1e-3,
         weight_decay=0.0,
         optimizer="adam",
         n_samples=100,
         early_stopping=False,
+        calibrate=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
         callbacks=None,
         predict_batch_size=None,
         device="cpu",
         random_state=None,
-        verbose=0,
+        verbose="auto",
         **kwargs,
     ):
         self.module = module
@@ -262,6 +279,7 @@ class MCDropoutClassifier(BayesianClassifierMixin, _BaseMCDropout):
         self.optimizer = optimizer
         self.n_samples = n_samples
         self.early_stopping = early_stopping
+        self.calibrate = calibrate
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.callbacks = callbacks
@@ -334,20 +352,21 @@ class MCDropoutRegressor(BayesianRegressorMixin, _BaseMCDropout):
         activation="relu",
         dropout=0.1,
         likelihood="homoscedastic",
-        max_epochs=100,
-        batch_size=32,
+        max_epochs="auto",
+        batch_size="auto",
         lr=1e-3,
         weight_decay=0.0,
         optimizer="adam",
         n_samples=100,
         early_stopping=False,
+        calibrate=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
         callbacks=None,
         predict_batch_size=None,
         device="cpu",
         random_state=None,
-        verbose=0,
+        verbose="auto",
         **kwargs,
     ):
         self.module = module
@@ -362,6 +381,7 @@ class MCDropoutRegressor(BayesianRegressorMixin, _BaseMCDropout):
         self.optimizer = optimizer
         self.n_samples = n_samples
         self.early_stopping = early_stopping
+        self.calibrate = calibrate
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.callbacks = callbacks

@@ -1,14 +1,16 @@
 """Probabilistic backpropagation (Hernández-Lobato & Adams 2015)."""
 
 import copy
+import numbers
 import time
 
 import numpy as np
 import torch
+from sklearn.utils._param_validation import Interval
 from skorch import NeuralNet
 
 from ._base import BaseBayesianNetwork, BayesianRegressorMixin
-from ._net import DivergenceCheck, EpochProgressBar
+from ._net import DivergenceCheck
 from .nn import GaussianNLLLoss
 from .nn._pbp import ADFTrainer, PBPNetwork
 
@@ -109,8 +111,10 @@ class PBPRegressor(BayesianRegressorMixin, BaseBayesianNetwork):
     random_state : int, RandomState instance or None, default=None
         Seeds the initial weight means, the order of the rows in each pass and
         the weights drawn at prediction time.
-    verbose : int, default=0
-        0: silent; 1: a progress bar over epochs; 2: skorch's table per epoch.
+    verbose : int or 'auto', default='auto'
+        ``'auto'``: a progress bar over epochs once the fit is expected to take
+        longer than 5 seconds (estimated as it runs), else silent; 0: silent; 1: a
+        progress bar; 2: skorch's table per epoch.
 
     Attributes
     ----------
@@ -203,6 +207,7 @@ class PBPRegressor(BayesianRegressorMixin, BaseBayesianNetwork):
                 "verbose",
             )
         },
+        "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
         "noise_precision_prior": ["array-like"],
         "weight_precision_prior": ["array-like"],
     }
@@ -256,9 +261,7 @@ class PBPRegressor(BayesianRegressorMixin, BaseBayesianNetwork):
 
     def _train_network(self, X, y, n_outputs, seed, device):
         module = self._make_default_module(X.shape[1], n_outputs)
-        callbacks = [("divergence_check", DivergenceCheck())]
-        if self.verbose == 1:
-            callbacks.append(("progress", EpochProgressBar(self.max_epochs, type(self).__name__)))
+        callbacks = [("divergence_check", DivergenceCheck()), *self._progress_callbacks()]
         callbacks += copy.deepcopy(self.callbacks or [])
         net = _PBPNet(
             module,
@@ -267,9 +270,8 @@ class PBPRegressor(BayesianRegressorMixin, BaseBayesianNetwork):
             train_split=None,
             callbacks=callbacks,
             device=device,
-            verbose=int(self.verbose >= 2),
             seed=seed,
-            **({} if self.verbose >= 2 else {"callbacks__print_log": None}),
+            **self._table_options(),
         )
         net.fit(X, y)
         self.noise_variance_ = net.module_.noise_variance().cpu().numpy() * self.y_scale_**2

@@ -648,6 +648,31 @@ def test_verbose_1_shows_a_progress_bar(reg_data, capfd):
     copy.deepcopy(reg)
 
 
+def test_verbose_auto_shows_a_bar_only_for_long_fits(reg_data, capfd, monkeypatch):
+    import functools
+
+    import tqdm.auto
+
+    import skbdl._base
+
+    # The default: a 3-epoch fit takes far less than AUTO_PROGRESS_SECONDS: silent.
+    MCDropoutRegressor(**{**FAST, "max_epochs": 3}, random_state=0).fit(*reg_data)
+    assert capfd.readouterr() == ("", "")
+    # A fit expected to take longer shows the bar, with the loss named (redrawn at
+    # every epoch here: these epochs are shorter than tqdm's refresh interval).
+    monkeypatch.setattr(skbdl._base, "AUTO_PROGRESS_SECONDS", 0.0)
+    monkeypatch.setattr("tqdm.auto.tqdm", functools.partial(tqdm.auto.tqdm, mininterval=0))
+    MCDropoutRegressor(**{**FAST, "max_epochs": 3}, random_state=0).fit(*reg_data)
+    err = capfd.readouterr().err
+    assert "MCDropoutRegressor" in err and "nll=" in err
+    MCDropoutClassifier(**{**FAST, "max_epochs": 3}, random_state=0).fit(
+        reg_data[0], reg_data[1] > 0
+    )
+    assert "log_loss=" in capfd.readouterr().err
+    MCDropoutRegressor(**{**FAST, "max_epochs": 3}, verbose=0, random_state=0).fit(*reg_data)
+    assert capfd.readouterr() == ("", "")
+
+
 def test_verbose_2_prints_skorch_table(clf_data, capfd):
     MCDropoutClassifier(**{**FAST, "max_epochs": 2}, verbose=2, random_state=0).fit(*clf_data)
     out, _ = capfd.readouterr()

@@ -18,7 +18,7 @@ from abc import ABCMeta, abstractmethod
 
 import numpy as np
 import torch
-from scipy.special import ndtri, softmax
+from scipy.special import ndtri
 from sklearn.base import (
     BaseEstimator,
     ClassifierMixin,
@@ -38,12 +38,12 @@ from skorch.helper import predefined_split
 from torch import nn
 
 from ._net import DivergenceCheck, EpochProgressBar, SkbdlNet
+from ._reductions import classification_summaries, proba_samples, regression_summaries
 from .nn import ACTIVATIONS, GaussianNLLLoss, GaussianRegressionModule
+from .nn._views import DrawnNetwork, module_view
 from .uncertainty import (
     ClassificationUncertainty,
     RegressionUncertainty,
-    decompose_classification,
-    decompose_regression,
     fit_log_scale,
     fit_log_temperature,
     gaussian_mixture_quantile,
@@ -58,8 +58,23 @@ _OPTIMIZERS = {
     "sgd": torch.optim.SGD,
 }
 
-#: Rows x samples evaluated in one forward pass at prediction time (bounds memory).
-_DEFAULT_PREDICT_BUDGET = 2**16
+#: Rows x samples evaluated in one forward pass at prediction time on the CPU: the
+#: activations of a pass stay in cache (2**14 measured fastest for MC dropout and
+#: Bayes by Backprop, (50, 50) MLP, 1 thread; 2**16 took 1.5-2x as long).
+CPU_PREDICT_BUDGET = 2**14
+
+#: Methods whose draws live in a :class:`~skbdl.nn._views.DrawnNetwork` evaluate a
+#: chunk of rows a few draws per pass; a chunk holds at most this many output floats
+#: (rows x draws x outputs) before it is reduced, so it covers many rows and each
+#: draw's matrix products are large.
+CHUNK_OUTPUT_FLOATS = 2**21
+
+#: On CUDA, a pass may use this share of the device's memory, estimated as
+#: ``CUDA_BYTES_PER_UNIT`` bytes per row, sample and unit of the widest layer (a few
+#: float64-sized activations alive at once), within ``CUDA_PREDICT_BUDGET`` rows x
+#: samples.  From the total memory, not the free memory, so that the chunks, and
+#: with them the rounding of the results, are the same on every call.
+CUDA_MEMORY_SHARE, CUDA_BYTES_PER_UNIT, CUDA_PREDICT_BUDGET = 0.25, 32, (2**16, 2**24)
 
 #: ``batch_size='auto'``: ``clip(n_train // AUTO_BATCH_DIVISOR, AUTO_BATCH_MIN,
 #: AUTO_BATCH_MAX)`` rows (never more than ``n_train``).  Chosen on the UCI sets
@@ -69,6 +84,10 @@ AUTO_BATCH_MIN, AUTO_BATCH_MAX, AUTO_BATCH_DIVISOR = 32, 256, 64
 #: ``max_epochs='auto'``: enough epochs for ``AUTO_STEPS`` optimisation steps, at least
 #: ``AUTO_MIN_EPOCHS`` and at most ``AUTO_MAX_EPOCHS`` (docs/defaults.md).
 AUTO_STEPS, AUTO_MIN_EPOCHS, AUTO_MAX_EPOCHS = 20_000, 10, 400
+
+#: ``calibrate='auto'`` recalibrates when ``validation_fraction`` of the rows is at least
+#: this many rows (a factor fitted on fewer rows is too noisy to trust).
+AUTO_CALIBRATION_MIN_ROWS = 20
 
 #: ``verbose='auto'`` shows a progress bar once a fit is expected to take longer than
 #: this many seconds (estimated after each epoch).
@@ -159,7 +178,7 @@ class BaseBayesianNetwork(BaseEstimator, metaclass=ABCMeta):
         "optimizer": [StrOptions(set(_OPTIMIZERS)), type],
         "n_samples": [Interval(numbers.Integral, 1, None, closed="left")],
         "early_stopping": ["boolean"],
-        "calibrate": ["boolean"],
+        "calibrate": [StrOptions({"auto"}), "boolean"],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
         "callbacks": [None, list],
@@ -339,7 +358,9 @@ class BaseBayesianNetwork(BaseEstimator, metaclass=ABCMeta):
             vars(self).update(state)
             raise
 
-    def _fit(self, X, y):
+    def _start_fit(self, X, y):
+        """Validate parameters and data, set the target and seed attributes; return
+        ``(X, y, X_tensor, y_tensor, n_outputs, train_seed, device)``."""
         self._check_extra_params()
         X, y = validate_data(
             self, X, y, dtype=[np.float64, np.float32], **self._target_validation()
@@ -351,8 +372,20 @@ class BaseBayesianNetwork(BaseEstimator, metaclass=ABCMeta):
         train_seed, self._predict_seed = _seed_from(rng), _seed_from(rng)
         # ascontiguousarray: torch cannot read numpy arrays with negative strides (X[::-1]).
         X_tensor = torch.tensor(np.ascontiguousarray(X), dtype=torch.float32)
+        return X, y, X_tensor, y_tensor, n_outputs, train_seed, device
+
+    def _finish_fit(self, net):
+        """Keep the trained net and its training record; return ``self``."""
+        self.net_ = net
+        self.history_ = net.history
+        self.n_iter_ = len(net.history)
+        self.loss_curve_ = [float(v) for v in net.history[:, "train_loss"]]
+        return self
+
+    def _fit(self, X, y):
+        X, y, X_tensor, y_tensor, n_outputs, train_seed, device = self._start_fit(X, y)
         early_stopping = getattr(self, "early_stopping", False)
-        calibrate = getattr(self, "calibrate", False)
+        calibrate = self._calibrates(len(X))
         if early_stopping or calibrate:
             fit_rows, valid_rows = self._holdout_rows(y, train_seed)
             valid_data = (X_tensor[valid_rows], y_tensor[valid_rows]) if early_stopping else None
@@ -369,11 +402,15 @@ class BaseBayesianNetwork(BaseEstimator, metaclass=ABCMeta):
                 # The factor is fitted on rows the network did not see; the network
                 # used for prediction is then retrained, with the same seeds, on all.
                 net = self._train(X_tensor, y_tensor, n_outputs, train_seed, device)
-        self.net_ = net
-        self.history_ = net.history
-        self.n_iter_ = len(net.history)
-        self.loss_curve_ = [float(v) for v in net.history[:, "train_loss"]]
-        return self
+        return self._finish_fit(net)
+
+    def _calibrates(self, n_rows):
+        """Whether this fit recalibrates: ``calibrate=True``, or ``'auto'`` with at least
+        ``AUTO_CALIBRATION_MIN_ROWS`` held-out rows."""
+        calibrate = getattr(self, "calibrate", False)
+        if calibrate == "auto":
+            return math.ceil(n_rows * self.validation_fraction) >= AUTO_CALIBRATION_MIN_ROWS
+        return bool(calibrate)
 
     #: With ``calibrate``, retrain on all rows after fitting the factor on held-out ones.
     _refit_after_calibration = True
@@ -529,30 +566,111 @@ class BaseBayesianNetwork(BaseEstimator, metaclass=ABCMeta):
         """
         return self.net_.module_, torch.device(self.net_.device)
 
-    def _iter_samples(self, X, n_samples=None, sampler=None, validated=False):
-        """Yield ``(row_slice, outputs)`` over row chunks; outputs as numpy (float64).
+    def _sampling_view(self, module, n_samples, seed, device):
+        """The module one prediction call evaluates, with the call's draws fixed.
 
-        ``sampler(module, X_chunk, n_samples, seed)`` computes the outputs of a
-        chunk; ``None`` means :meth:`_sample_outputs`.  ``validated``: ``X`` is
-        already a validated array (rows of the training data).
+        Prediction is re-entrant: it never changes ``module`` (no hooks, no state on
+        layers, no train/eval switches).  A method whose draws live in layers
+        (dropout masks, weight samples) returns a view of ``module`` (see
+        :func:`skbdl.nn._views.module_view`) whose stochastic layers are replaced by
+        layers holding this call's draws, made on ``device`` by generators seeded
+        from ``seed``; the view shares every parameter and lasts one call.  The
+        default: ``module`` itself, as a view in eval mode.
+        """
+        return module_view(module)
+
+    def _output_width(self):
+        """Output floats per row and draw (classes; a mean and a variance per target)."""
+        return len(self.classes_) if hasattr(self, "classes_") else 2 * self.n_outputs_
+
+    def _activation_width(self, module, n_features_in):
+        """Units of the widest layer, to size prediction chunks on CUDA: the largest
+        dimension of the module's matrices (and at least the input width)."""
+        tensors = [*module.parameters(), *module.buffers()]
+        return max([n_features_in, *(max(t.shape[-2:]) for t in tensors if t.ndim >= 2)])
+
+    def _predict_budget(self, module, device, n_features_in):
+        """Rows x samples per forward pass: ``predict_batch_size`` if set; else
+        ``CPU_PREDICT_BUDGET`` on the CPU, and on CUDA a ``CUDA_MEMORY_SHARE`` of the
+        device's memory at ``CUDA_BYTES_PER_UNIT`` bytes per row, sample and unit of
+        the widest layer, within ``CUDA_PREDICT_BUDGET``."""
+        if self.predict_batch_size:
+            return self.predict_batch_size
+        if device.type != "cuda":
+            return CPU_PREDICT_BUDGET
+        memory = torch.cuda.get_device_properties(device).total_memory * CUDA_MEMORY_SHARE
+        width = self._activation_width(module, n_features_in)
+        low, high = CUDA_PREDICT_BUDGET
+        return int(min(high, max(low, memory // (CUDA_BYTES_PER_UNIT * width))))
+
+    def _device_chunks(self, X, n_samples=None, sampler=None, validated=False):
+        """Yield ``(row_slice, n_rows, outputs)`` over row chunks, outputs on the device.
+
+        The one place that validates ``X``, sizes the chunks, seeds the draws and
+        runs the sampling hook.  A chunk has ``budget // n_samples`` rows
+        (:meth:`_predict_budget`), or, for a view that evaluates its draws a block
+        per pass (a :class:`~skbdl.nn._views.DrawnNetwork`: MC dropout, Bayes by
+        Backprop), enough rows for ``CHUNK_OUTPUT_FLOATS`` outputs, in passes of
+        ``budget`` rows x draws.  ``sampler(module, X_chunk, n_samples, seed)``
+        computes the outputs of a chunk, with draws on axis 0; ``None`` means
+        :meth:`_sample_outputs`.  It receives the call's :meth:`_sampling_view`, so
+        a draw is the same for every chunk: results do not depend on the chunking.
+        ``validated``: ``X`` is already a validated array (rows of the training data).
         """
         check_is_fitted(self)
         if not validated:
             X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         n_samples = self._check_n_samples(n_samples)
         sampler = self._sample_outputs if sampler is None else sampler
-        budget = self.predict_batch_size or _DEFAULT_PREDICT_BUDGET
-        rows = max(1, budget // n_samples)
         module, device = self._prediction_module()
-        module.eval()
+        budget = self._predict_budget(module, device, X.shape[1])
+        seed = self._predict_seed
+        # no_grad around each call only: grad mode is never left switched across a yield.
         with torch.no_grad():
-            for start in range(0, X.shape[0], rows):
-                chunk = slice(start, min(start + rows, X.shape[0]))
-                X_chunk = torch.tensor(
-                    np.ascontiguousarray(X[chunk]), dtype=torch.float32, device=device
-                )
-                out = sampler(module, X_chunk, n_samples, self._predict_seed)
-                yield chunk, _to_numpy(out), X.shape[0]
+            view = self._sampling_view(module, n_samples, seed, device)
+        if isinstance(view, DrawnNetwork):
+            # Passes of ``budget`` rows x draws; chunks of rows bounded by their outputs.
+            view.pass_budget = budget
+            budget = max(budget, CHUNK_OUTPUT_FLOATS // self._output_width())
+        rows = max(1, budget // n_samples)
+        for start in range(0, X.shape[0], rows):
+            chunk = slice(start, min(start + rows, X.shape[0]))
+            # A copy: a one-row slice of reversed rows counts as contiguous for numpy
+            # but has a negative stride, which torch refuses.
+            X_chunk = torch.from_numpy(np.array(X[chunk], dtype=np.float32))
+            with torch.no_grad():
+                out = sampler(view, X_chunk.to(device), n_samples, seed)
+            yield chunk, X.shape[0], out
+
+    def _predict_rows(self, X, n_samples=None, reduce=None, sampler=None, rows_axis=0):
+        """Run the chunks, reduce each on the device, assemble the results on the host.
+
+        ``reduce(outputs)`` turns a chunk's outputs into a tensor or a tuple of
+        tensors whose axis ``rows_axis`` indexes the chunk's rows (``None``: the
+        outputs themselves, draws first, rows on axis 1).  Only what it returns
+        leaves the device.  Returns a tuple of float64 numpy arrays, one per part,
+        over all rows.
+        """
+        result = None
+        for chunk, n_rows, out in self._device_chunks(X, n_samples, sampler):
+            parts = out if reduce is None else reduce(out)
+            parts = parts if isinstance(parts, tuple) else (parts,)
+            if result is None:
+                result = [
+                    np.empty((*p.shape[:rows_axis], n_rows, *p.shape[rows_axis + 1 :]))
+                    for p in parts
+                ]
+            where = (slice(None),) * rows_axis + (chunk,)
+            for array, part in zip(result, parts):
+                torch.from_numpy(array[where]).copy_(part)
+        return tuple(result)
+
+    def _iter_samples(self, X, n_samples=None, sampler=None, validated=False):
+        """Yield ``(row_slice, outputs, n_rows)`` over row chunks, outputs as float64
+        numpy with draws on axis 0 (raw outputs in standardised units: what
+        calibration fits on).  See :meth:`_device_chunks`."""
+        for chunk, n_rows, out in self._device_chunks(X, n_samples, sampler, validated):
+            yield chunk, _to_numpy(out), n_rows
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -587,8 +705,16 @@ class BayesianClassifierMixin(ClassifierMixin):
     def _criterion(self):
         return nn.CrossEntropyLoss
 
+    def _temperature(self):
+        return getattr(self, "temperature_", 1.0)
+
     def _proba_samples(self, out):
-        return softmax(out / getattr(self, "temperature_", 1.0), axis=-1)
+        """Class probabilities of each draw from its logits (a tensor), float64."""
+        return proba_samples(out, self._temperature())
+
+    def _summarise(self, out):
+        """A chunk's model average and entropy decomposition, on the device."""
+        return classification_summaries(out, self._temperature())
 
     def _reset_calibration(self):
         self.temperature_ = 1.0
@@ -618,8 +744,7 @@ class BayesianClassifierMixin(ClassifierMixin):
             The raw samples (all held in memory: ``n_samples * n_rows * n_classes``
             floats), in the order of ``classes_``.
         """
-        parts = [self._proba_samples(out) for _, out, _ in self._iter_samples(X, n_samples)]
-        return np.concatenate(parts, axis=1)
+        return self._predict_rows(X, n_samples, reduce=self._proba_samples, rows_axis=1)[0]
 
     def predict_uncertainty(self, X, n_samples=None):
         """Predictive probabilities and their entropy decomposition.
@@ -636,19 +761,10 @@ class BayesianClassifierMixin(ClassifierMixin):
         uncertainty : ClassificationUncertainty
             ``proba`` (n_rows, n_classes), and per row (n_rows,) arrays ``total``
             (predictive entropy), ``aleatoric`` (expected entropy) and ``epistemic``
-            (mutual information), in nats.  Computed in row batches: memory does not
-            grow with ``n_samples * n_rows``.
+            (mutual information), in nats.  Computed in row batches, reduced on the
+            estimator's device: memory does not grow with ``n_samples * n_rows``.
         """
-        result = None
-        for chunk, out, n_rows in self._iter_samples(X, n_samples):
-            parts = decompose_classification(self._proba_samples(out))
-            if result is None:
-                result = [np.empty((n_rows,) + p.shape[1:]) for p in parts]
-            for array, part in zip(result, parts):
-                array[chunk] = part
-        proba, total, aleatoric, epistemic = result
-        proba /= proba.sum(axis=1, keepdims=True)
-        return ClassificationUncertainty(proba, total, aleatoric, epistemic)
+        return ClassificationUncertainty(*self._predict_rows(X, n_samples, reduce=self._summarise))
 
     def predict_proba(self, X):
         """Bayesian model average of the class probabilities.
@@ -770,17 +886,17 @@ class BayesianRegressorMixin(RegressorMixin):
         )
 
     def _moment_parts(self, out):
-        """Closed-form ``(mean, aleatoric_var, epistemic_var)`` in standardised units to
-        ``(mean, total_var, aleatoric_var, epistemic_var)`` in original units."""
+        """``(mean, aleatoric_var, epistemic_var)`` of the predictive in standardised
+        units (closed-form, or reduced from draws) to ``(mean, total_var,
+        aleatoric_var, epistemic_var)`` in original units, recalibrated (scaling the
+        draws' spread by ``calibration_scale_``, as :meth:`_calibrated` does, keeps
+        the mean and multiplies both variances by its square)."""
         mean, aleatoric, epistemic = out
         scale = getattr(self, "calibration_scale_", 1.0)
         aleatoric, epistemic = aleatoric * scale**2, epistemic * scale**2
         aleatoric = self._variance_to_original(aleatoric)
         epistemic = self._variance_to_original(epistemic)
         return self._mean_to_original(mean), aleatoric + epistemic, aleatoric, epistemic
-
-    def _sample_parts(self, out):
-        return decompose_regression(*self._gaussian_samples(out))
 
     def sample_predictions(self, X, n_samples=None):
         """Means and variances of the Gaussian predictions of ``n_samples`` draws.
@@ -799,11 +915,7 @@ class BayesianRegressorMixin(RegressorMixin):
         var_samples : ndarray, same shape as ``mean_samples``
             Noise variance of each draw, in squared original units.
         """
-        parts = [self._gaussian_samples(out) for _, out, _ in self._iter_samples(X, n_samples)]
-        return (
-            np.concatenate([m for m, _ in parts], axis=1),
-            np.concatenate([v for _, v in parts], axis=1),
-        )
+        return self._gaussian_samples(self._predict_rows(X, n_samples, rows_axis=1))
 
     def predict_uncertainty(self, X, n_samples=None):
         """Predictive mean and the decomposition of its variance.
@@ -821,25 +933,16 @@ class BayesianRegressorMixin(RegressorMixin):
             ``mean``, ``std``, ``total_var``, ``aleatoric_var`` (mean noise variance)
             and ``epistemic_var`` (variance of the sampled means), each of shape
             (n_rows,) for a 1-D ``y`` at fit time, else (n_rows, n_outputs), in the
-            target's original units.  Computed in row batches.  Methods with
-            closed-form predictive moments (PBP, the Bayesian last layer) return
-            those when ``n_samples`` is None, and Monte Carlo estimates from
-            ``n_samples`` draws when it is given.
+            target's original units.  Computed in row batches, reduced on the
+            estimator's device.  Methods with closed-form predictive moments (PBP,
+            the Bayesian last layer) return those when ``n_samples`` is None, and
+            Monte Carlo estimates from ``n_samples`` draws when it is given.
         """
         if n_samples is None and self._closed_form_moments:
-            outputs = self._iter_samples(X, 1, sampler=self._predictive_moments)
-            summarise = self._moment_parts
+            moments = self._predict_rows(X, 1, sampler=self._predictive_moments)
         else:
-            outputs = self._iter_samples(X, n_samples)
-            summarise = self._sample_parts
-        result = None
-        for chunk, out, n_rows in outputs:
-            parts = summarise(out)
-            if result is None:
-                result = [np.empty((n_rows,) + p.shape[1:]) for p in parts]
-            for array, part in zip(result, parts):
-                array[chunk] = part
-        mean, total, aleatoric, epistemic = result
+            moments = self._predict_rows(X, n_samples, reduce=regression_summaries)
+        mean, total, aleatoric, epistemic = self._moment_parts(moments)
         return RegressionUncertainty(mean, np.sqrt(total), total, aleatoric, epistemic)
 
     def predict(self, X, return_std=False):
@@ -928,14 +1031,13 @@ class BayesianRegressorMixin(RegressorMixin):
         if method != "mixture":
             raise ValueError(f"method must be 'gaussian' or 'mixture'; got {method!r}.")
         levels = [(1 - confidence) / 2, (1 + confidence) / 2]
-        intervals = None
-        for chunk, out, n_rows in self._iter_samples(X, n_samples):
-            mean, var = self._gaussian_samples(out)
-            ends = np.moveaxis(gaussian_mixture_quantile(levels, mean, var), 0, -1)
-            if intervals is None:
-                intervals = np.empty((n_rows,) + ends.shape[1:])
-            intervals[chunk] = ends
-        return intervals
+
+        def quantiles(out):  # a chunk's draws, on the host: bisection in numpy
+            mean, var = self._gaussian_samples(_to_numpy(out))
+            ends = gaussian_mixture_quantile(levels, mean, var)
+            return torch.from_numpy(np.moveaxis(ends, 0, -1))
+
+        return self._predict_rows(X, n_samples, reduce=quantiles)[0]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -9,7 +9,7 @@ from skorch.callbacks import Callback
 from ._base import BaseBayesianNetwork, BayesianClassifierMixin, BayesianRegressorMixin
 from ._net import SkbdlNet as _SkbdlNet
 from .nn import BayesianMLP, GaussianPrior, Prior, ScaleMixturePrior
-from .nn._bayesian import bayesian_layers, kl_divergence, shared_weight_samples
+from .nn._bayesian import bayesian_layers, kl_divergence, sampled_network
 from .nn._fast_bayesian import make_fast_elbo_step
 
 
@@ -129,12 +129,12 @@ class _BaseBayesByBackprop(BaseBayesianNetwork):
             "targets_per_row": y[0].numel(),
         }
 
+    def _sampling_view(self, module, n_samples, seed, device):
+        # Whole weight draws, made once per call (not per chunk) on the device.
+        return sampled_network(module, n_samples, seed, device)
+
     def _sample_outputs(self, module, X, n_samples, seed):
-        with shared_weight_samples(module, n_samples, seed):
-            out = module(X.repeat(n_samples, *([1] * (X.ndim - 1))))
-        if isinstance(out, tuple):
-            return tuple(o.reshape(n_samples, len(X), *o.shape[1:]) for o in out)
-        return out.reshape(n_samples, len(X), *out.shape[1:])
+        return module.sample(X)
 
 
 _COMMON_DOC = """
@@ -188,8 +188,8 @@ _COMMON_DOC = """
         Mini-batch size for training (of each member, for ensembles).  ``'auto'``:
         32 up to 2 048 training rows, then ``n_train // 64`` up to 256; the value
         used is ``batch_size_``.
-    lr : float, default=1e-3
-        Learning rate.
+    lr : float, default=3e-3
+        Learning rate (Adam's; chosen on the UCI sets, docs/defaults.md).
     weight_decay : float, default=0.0
         L2 penalty passed to the optimizer, on top of the prior (usually left at 0).
     optimizer : {'adam', 'adamw', 'sgd'} or torch.optim.Optimizer class, default='adam'
@@ -200,12 +200,17 @@ _COMMON_DOC = """
         Hold out ``validation_fraction`` of the training data and stop when the
         validation loss (negative ELBO per example, at the posterior means) has not
         improved for ``n_iter_no_change`` epochs, restoring the best weights.
-    calibrate : bool, default=False
-        Hold out ``validation_fraction`` of the training data and recalibrate the
-        predictive distribution on it after training, by maximum likelihood: a
-        classifier divides every draw's logits by a temperature (``temperature_``),
-        a regressor scales its predictive standard deviation by one factor per
-        target (``calibration_scale_``).  Every prediction method reflects it.
+    calibrate : bool or 'auto', default='auto'
+        Hold out ``validation_fraction`` of the training rows, train on the rest,
+        recalibrate the predictive distribution on the held-out rows by maximum
+        likelihood, then retrain the network on all rows (same seeds) and keep the
+        recalibration: a classifier divides every draw's logits by a temperature
+        (``temperature_``), a regressor scales its predictive standard deviation by
+        one factor per target (``calibration_scale_``).  Every prediction method
+        reflects it.  Training costs twice as much.  With ``early_stopping`` the
+        held-out rows serve both and there is no retraining.  ``'auto'``: only
+        when the held-out rows number at least 20 (200 training rows at the default
+        ``validation_fraction``).
     validation_fraction : float, default=0.1
         Fraction of the training rows held out when ``early_stopping`` or
         ``calibrate`` is True (the same rows serve both); stratified by class for
@@ -258,8 +263,15 @@ _NOTES_DOC = """
     exactly Gaussian under the mean-field posterior, so gradient variance is lower
     than with one weight draw per mini-batch (and lower than Flipout's
     pseudo-independent draws, at the same two matrix products per layer).  At
-    prediction time ``n_samples`` whole networks are drawn from the posterior, each
-    applied to every row.
+    prediction time ``n_samples`` whole networks are drawn from the posterior, all
+    at once on the estimator's device, and each is applied to every row by one
+    batched matrix product over the draws (:func:`skbdl.nn.sampled_network`).  The
+    local reparameterisation is not used for prediction: it would give the right
+    distribution for each row's summaries, but ``sample_predictions`` must return
+    function-space draws (one network shared by all rows, not independent noise per
+    row), and it would need ``n_samples * n_rows * units`` random numbers per layer
+    where weight draws need ``n_samples * units * fan_in`` once per call, far fewer
+    as soon as there are more rows than inputs to a layer.
 """
 
 _REFERENCES_DOC = """
@@ -330,12 +342,12 @@ class BayesianMLPClassifier(BayesianClassifierMixin, _BaseBayesByBackprop):
         kl_annealing_epochs=0,
         max_epochs="auto",
         batch_size="auto",
-        lr=1e-3,
+        lr=3e-3,
         weight_decay=0.0,
         optimizer="adam",
         n_samples=100,
         early_stopping=False,
-        calibrate=False,
+        calibrate="auto",
         validation_fraction=0.1,
         n_iter_no_change=10,
         callbacks=None,
@@ -444,12 +456,12 @@ class BayesianMLPRegressor(BayesianRegressorMixin, _BaseBayesByBackprop):
         likelihood="homoscedastic",
         max_epochs="auto",
         batch_size="auto",
-        lr=1e-3,
+        lr=3e-3,
         weight_decay=0.0,
         optimizer="adam",
         n_samples=100,
         early_stopping=False,
-        calibrate=False,
+        calibrate="auto",
         validation_fraction=0.1,
         n_iter_no_change=10,
         callbacks=None,

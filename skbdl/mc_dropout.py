@@ -1,6 +1,11 @@
 """Monte Carlo dropout (Gal & Ghahramani 2016)."""
 
+import contextlib
+import copy
+import functools
+import math
 import numbers
+import threading
 
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -8,11 +13,26 @@ from torch import nn
 
 from ._base import BaseBayesianNetwork, BayesianClassifierMixin, BayesianRegressorMixin
 from .nn import MLP
+from .nn._views import DrawnNetwork, Draws, module_view
 
-#: Dropout layers (and their subclasses) whose masks skbdl draws itself at
-#: prediction time: one mask per sample, shared by all rows; element-wise for
-#: Dropout, per channel for Dropout1d/2d/3d.
-_SHARED_MASK_LAYERS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
+#: Dropout layers whose masks skbdl draws itself at prediction time: one mask per
+#: sample, shared by all rows; element-wise for Dropout and AlphaDropout, per channel
+#: (axis 1) for Dropout1d/2d/3d and FeatureAlphaDropout.
+_SHARED_MASK_LAYERS = (
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.AlphaDropout,
+    nn.FeatureAlphaDropout,
+)
+
+#: Held while a view whose dropout layers skbdl cannot draw for (other subclasses of
+#: torch's dropout base) runs in train mode on torch's seeded global generator.
+_GLOBAL_RNG_LOCK = threading.Lock()
+
+#: The negative saturation of SELU, as torch's alpha dropout uses it.
+_SELU_ALPHA = 1.7580993408473766
 
 
 def dropout_layers(module):
@@ -20,67 +40,98 @@ def dropout_layers(module):
     return [m for m in module.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
 
 
-class _MCDropoutSampler:
-    """Forward hooks that make a module's dropout layers draw Monte Carlo masks.
+class _DrawnDropout(nn.Module):
+    """A dropout layer holding one prediction call's masks.
 
-    The input is the batch tiled ``n_samples`` times (sample-major).  Sample ``s``
-    uses one mask per layer for every row, drawn from a generator seeded by
-    ``seed`` and the layer's position, so a row's prediction does not depend on the
-    other rows in the batch (each sample is one thinned network, as in the Bayesian
-    reading of dropout).  Layers of other dropout types (alpha dropout) run in train
-    mode, with independent masks per row, drawn from torch's generator seeded by
-    ``seed`` (reproducible for the same input, but not independent of batching).
+    Its input is the rows tiled once per draw being evaluated (``draws``),
+    sample-major; copy ``s`` of the rows is multiplied by mask ``s`` (the same for
+    every row: each sample is one thinned network, as in the Bayesian reading of
+    dropout, and a row's prediction does not depend on the other rows).  The masks
+    of all ``draws.n_samples`` draws are drawn on first use, per input shape, from
+    ``generator`` (on the prediction device) and kept for the call's other chunks.
+    Alpha dropout keeps the SELU mean and variance as torch's does:
+    ``a * (x * m + alpha' * (1 - m)) + b``.
     """
 
-    def __init__(self, module, n_samples, seed):
-        self.module, self.n_samples, self.seed = module, n_samples, seed
+    def __init__(self, layer, draws, generator):
+        super().__init__()
+        self.p = float(layer.p)
+        self.alpha = isinstance(layer, (nn.AlphaDropout, nn.FeatureAlphaDropout))
+        self.per_channel = not isinstance(layer, (nn.Dropout, nn.AlphaDropout))
+        self.draws = draws
+        self.generator = generator
         self.masks = {}
 
-    def _hook(self, index):
-        def hook(layer, inputs, output):
-            x = inputs[0]
-            if layer.p == 0:
-                return x
-            grouped = x.reshape(self.n_samples, -1, *x.shape[1:])
-            mask = self.masks.get(index)
-            if mask is None:
-                if isinstance(layer, nn.Dropout):
-                    shape = x.shape[1:]
-                else:  # channel dropout: one draw per channel
-                    shape = (x.shape[1],) + (1,) * (x.ndim - 2)
-                generator = torch.Generator().manual_seed(self.seed + 7919 * index)
-                keep = torch.full((self.n_samples, 1, *shape), 1.0 - layer.p)
-                mask = torch.bernoulli(keep, generator=generator).div_(1.0 - layer.p)
-                mask = self.masks[index] = mask.to(device=x.device, dtype=x.dtype)
-            return (grouped * mask).reshape(x.shape)
+    def _draw(self, x):
+        features = x.shape[1:]
+        if self.per_channel:
+            features = (features[0],) + (1,) * (len(features) - 1)
+        keep = torch.empty(
+            (self.draws.n_samples, 1, *features), device=self.generator.device, dtype=x.dtype
+        ).bernoulli_(1.0 - self.p, generator=self.generator)
+        keep = keep.to(x.device)
+        if not self.alpha:
+            return keep.div_(1.0 - self.p), None
+        a = 1.0 / math.sqrt((_SELU_ALPHA**2 * self.p + 1) * (1 - self.p))
+        shift = (keep - 1.0).mul_(_SELU_ALPHA * a).add_(_SELU_ALPHA * a * self.p)
+        return keep.mul_(a), shift
 
-        return hook
+    def forward(self, x):
+        if self.p == 0:
+            return x
+        if self.p == 1:
+            return x * 0.0
+        key = tuple(x.shape[1:])
+        if key not in self.masks:
+            self.masks[key] = self._draw(x)
+        scale, shift = (None if m is None else self.draws.select(m) for m in self.masks[key])
+        grouped = x.reshape(len(self.draws), -1, *x.shape[1:])
+        out = grouped * scale if shift is None else torch.addcmul(shift, grouped, scale)
+        return out.reshape(x.shape)
 
-    def __call__(self, X):
-        handles, stochastic = [], []
-        for index, layer in enumerate(dropout_layers(self.module)):
-            if isinstance(layer, _SHARED_MASK_LAYERS):
-                handles.append(layer.register_forward_hook(self._hook(index)))
-            else:
-                layer.train()
-                stochastic.append(layer)
-        devices = [X.device] if X.device.type == "cuda" else []
-        try:
-            tiled = X.repeat(self.n_samples, *([1] * (X.ndim - 1)))
-            # Layers left in train mode draw from torch's generator: seed it, so that
-            # predictions are reproducible and the user's random stream is untouched.
-            with torch.random.fork_rng(devices=devices, enabled=bool(stochastic)):
-                if stochastic:
-                    torch.manual_seed(self.seed)
-                out = self.module(tiled)
-        finally:
-            for handle in handles:
-                handle.remove()
-            for layer in stochastic:
-                layer.eval()
-        if isinstance(out, tuple):
-            return tuple(o.reshape(self.n_samples, len(X), *o.shape[1:]) for o in out)
-        return out.reshape(self.n_samples, len(X), *out.shape[1:])
+
+@contextlib.contextmanager
+def _seeded_global_generator(seed, device):
+    """torch's global generator seeded by ``seed`` under a process-wide lock, forked
+    so the caller's random stream is untouched."""
+    devices = [device] if device.type == "cuda" else []
+    with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def mc_dropout_view(module, n_samples, seed, device):
+    """A view of ``module`` that evaluates ``n_samples`` dropout masks on tiled rows.
+
+    The module is not changed: its dropout layers are replaced, in a view that
+    shares every parameter (:func:`skbdl.nn._views.module_view`), by layers holding
+    this call's masks, drawn on ``device`` from a generator seeded by ``seed`` and
+    the layer's position (so the same seed gives the same masks, whatever the rows
+    and however they are batched).  Other layers are in eval mode.  Dropout layers
+    of other types (custom subclasses of torch's dropout base) run in train mode, on
+    torch's global generator seeded by ``seed`` under a lock: reproducible for the
+    same input and chunking, with independent masks per row, and not concurrent.
+    """
+    index = {id(layer): i for i, layer in enumerate(dropout_layers(module))}
+    draws, global_randomness = Draws(n_samples), []
+    device = torch.device(device)
+
+    def replace(layer):
+        if id(layer) not in index:
+            return None
+        if isinstance(layer, _SHARED_MASK_LAYERS):
+            generator = torch.Generator(device=device).manual_seed(seed + 7919 * index[id(layer)])
+            return _DrawnDropout(layer, draws, generator)
+        global_randomness.append(layer)
+        stochastic = copy.copy(layer)  # in train mode; the fitted layer stays in eval mode
+        object.__setattr__(stochastic, "training", True)
+        return stochastic
+
+    view = module_view(module, replace)
+    randomness = None
+    if global_randomness:
+        randomness = functools.partial(_seeded_global_generator, seed, device)
+    return DrawnNetwork(view, draws, randomness)
 
 
 class _BaseMCDropout(BaseBayesianNetwork):
@@ -113,8 +164,11 @@ class _BaseMCDropout(BaseBayesianNetwork):
                 "or use another method."
             )
 
+    def _sampling_view(self, module, n_samples, seed, device):
+        return mc_dropout_view(module, n_samples, seed, device)
+
     def _sample_outputs(self, module, X, n_samples, seed):
-        return _MCDropoutSampler(module, n_samples, seed)(X)
+        return module.sample(X)
 
 
 _COMMON_DOC = """
@@ -131,9 +185,9 @@ _COMMON_DOC = """
         Hidden layer widths of the default MLP.
     activation : {'relu', 'tanh', 'logistic', 'identity', 'gelu', 'elu', 'silu'}, default='relu'
         Activation of the default MLP.
-    dropout : float, default=0.1
+    dropout : float, default=0.05
         Dropout probability after each hidden layer of the default MLP, used both in
-        training and at prediction time.
+        training and at prediction time (chosen on the UCI sets, docs/defaults.md).
     max_epochs : int or 'auto', default='auto'
         Number of passes over the training data.  ``'auto'``: 400, or fewer where
         400 epochs would take more than 20 000 optimisation steps (at least 10), so
@@ -144,8 +198,8 @@ _COMMON_DOC = """
         Mini-batch size for training (of each member, for ensembles).  ``'auto'``:
         32 up to 2 048 training rows, then ``n_train // 64`` up to 256; the value
         used is ``batch_size_``.
-    lr : float, default=1e-3
-        Learning rate.
+    lr : float, default=3e-3
+        Learning rate (Adam's; chosen on the UCI sets, docs/defaults.md).
     weight_decay : float, default=0.0
         L2 penalty passed to the optimizer.
     optimizer : {'adam', 'adamw', 'sgd'} or torch.optim.Optimizer class, default='adam'
@@ -156,12 +210,17 @@ _COMMON_DOC = """
         Hold out ``validation_fraction`` of the training data and stop when the
         validation loss has not improved for ``n_iter_no_change`` epochs, restoring
         the best weights.  When False, all the data are used for training.
-    calibrate : bool, default=False
-        Hold out ``validation_fraction`` of the training data and recalibrate the
-        predictive distribution on it after training, by maximum likelihood: a
-        classifier divides every draw's logits by a temperature (``temperature_``),
-        a regressor scales its predictive standard deviation by one factor per
-        target (``calibration_scale_``).  Every prediction method reflects it.
+    calibrate : bool or 'auto', default='auto'
+        Hold out ``validation_fraction`` of the training rows, train on the rest,
+        recalibrate the predictive distribution on the held-out rows by maximum
+        likelihood, then retrain the network on all rows (same seeds) and keep the
+        recalibration: a classifier divides every draw's logits by a temperature
+        (``temperature_``), a regressor scales its predictive standard deviation by
+        one factor per target (``calibration_scale_``).  Every prediction method
+        reflects it.  Training costs twice as much.  With ``early_stopping`` the
+        held-out rows serve both and there is no retraining.  ``'auto'``: only
+        when the held-out rows number at least 20 (200 training rows at the default
+        ``validation_fraction``).
     validation_fraction : float, default=0.1
         Fraction of the training rows held out when ``early_stopping`` or
         ``calibrate`` is True (the same rows serve both); stratified by class for
@@ -250,15 +309,15 @@ class MCDropoutClassifier(BayesianClassifierMixin, _BaseMCDropout):
         *,
         hidden_layer_sizes=(100,),
         activation="relu",
-        dropout=0.1,
+        dropout=0.05,
         max_epochs="auto",
         batch_size="auto",
-        lr=1e-3,
+        lr=3e-3,
         weight_decay=0.0,
         optimizer="adam",
         n_samples=100,
         early_stopping=False,
-        calibrate=False,
+        calibrate="auto",
         validation_fraction=0.1,
         n_iter_no_change=10,
         callbacks=None,
@@ -350,16 +409,16 @@ class MCDropoutRegressor(BayesianRegressorMixin, _BaseMCDropout):
         *,
         hidden_layer_sizes=(100,),
         activation="relu",
-        dropout=0.1,
+        dropout=0.05,
         likelihood="homoscedastic",
         max_epochs="auto",
         batch_size="auto",
-        lr=1e-3,
+        lr=3e-3,
         weight_decay=0.0,
         optimizer="adam",
         n_samples=100,
         early_stopping=False,
-        calibrate=False,
+        calibrate="auto",
         validation_fraction=0.1,
         n_iter_no_change=10,
         callbacks=None,

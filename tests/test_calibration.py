@@ -82,9 +82,9 @@ def heteroscedastic_data(n, seed):
 
 
 @pytest.mark.parametrize("cls", REGRESSORS)
-def test_regressor_calibration_is_off_by_default_and_reflected_everywhere(cls):
+def test_regressor_calibration_is_reflected_everywhere(cls):
     X, y = heteroscedastic_data(200, 0)
-    plain = cls(**FAST, random_state=0).fit(X, y)
+    plain = cls(**FAST, calibrate=False, random_state=0).fit(X, y)
     assert_allclose(plain.calibration_scale_, [1.0])
     calibrated = cls(**FAST, calibrate=True, random_state=0).fit(X, y)
     scale = calibrated.calibration_scale_[0]
@@ -119,7 +119,7 @@ def test_calibration_fixes_a_deliberately_overconfident_model():
         validation_fraction=0.3,
         random_state=0,
     )
-    raw = DeepEnsembleRegressor(**params).fit(X, y)
+    raw = DeepEnsembleRegressor(**params, calibrate=False).fit(X, y)
     calibrated = DeepEnsembleRegressor(**params, calibrate=True).fit(X, y)
     assert calibrated.calibration_scale_[0] > 1.2
 
@@ -156,7 +156,7 @@ def test_classifier_temperature(cls):
     rng = np.random.RandomState(0)
     X = rng.randn(300, 2)
     y = np.where(X[:, 0] + 0.8 * rng.randn(300) > 0, "yes", "no")  # noisy labels
-    plain = cls(**FAST, random_state=0).fit(X, y)
+    plain = cls(**FAST, calibrate=False, random_state=0).fit(X, y)
     assert plain.temperature_ == 1.0
     calibrated = cls(**FAST, calibrate=True, random_state=0).fit(X, y)
     assert calibrated.temperature_ != 1.0
@@ -182,6 +182,18 @@ def test_calibration_holds_out_rows_then_retrains_on_all():
     assert "valid_loss" in stopped.history_[-1]
     model.set_params(calibrate=False).fit(X, y)
     assert_allclose(model.calibration_scale_, [1.0])
+
+
+@pytest.mark.parametrize("cls", [MCDropoutRegressor, MCDropoutClassifier])
+def test_calibrate_auto_needs_twenty_held_out_rows(cls):
+    X, y = heteroscedastic_data(400, 6)
+    if cls is MCDropoutClassifier:
+        y = y > 0
+    attribute = "temperature_" if cls is MCDropoutClassifier else "calibration_scale_"
+    small = cls(**FAST, random_state=0).fit(X[:190], y[:190])  # 19 held-out rows: off
+    assert np.all(getattr(small, attribute) == 1.0)
+    large = cls(**FAST, random_state=0).fit(X[:200], y[:200])  # 20: on
+    assert np.all(getattr(large, attribute) != 1.0)
 
 
 def test_validation_fraction_too_large_for_tiny_data_is_a_clear_error():

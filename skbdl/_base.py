@@ -443,8 +443,8 @@ class BaseBayesianNetwork(BaseEstimator, metaclass=ABCMeta):
         n_valid = math.ceil(len(y) * self.validation_fraction)
         if n_valid >= len(y):
             raise ValueError(
-                f"validation_fraction={self.validation_fraction} of {len(y)} rows leaves no "
-                "rows to train on; use more data or a smaller validation_fraction."
+                f"validation_fraction={self.validation_fraction} of n_samples={len(y)} rows "
+                "leaves no rows to train on; use more data or a smaller validation_fraction."
             )
         stratify = None
         if is_classifier(self):

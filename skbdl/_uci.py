@@ -17,18 +17,27 @@ et al. 2017), for every data set folder, method and split:
    sampling method is the equal-weight mixture of its samples' Gaussians
    (:func:`skbdl.metrics.gaussian_mixture_nll`; for MC dropout this is Gal's
    formula); the LL of the single Gaussian with the mixture's mean and variance
-   (``ll_gaussian``, PBP's and the deep ensembles paper's summary) is recorded too;
+   (``ll_gaussian``, PBP's and the deep ensembles paper's summary) is recorded too,
+   and so is the test coverage of that Gaussian's central 90% interval
+   (``coverage90``: the fraction of test targets within mean ± 1.645 std, the
+   interval of ``predict_interval(method='gaussian')``);
 5. aggregate over splits: mean ± standard error, the standard error being the
    population standard deviation over the successful splits / sqrt(their number).
    A split that fails is reported (CSV ``status``, the tables' ``k/n`` marks, a list
-   on stderr, exit status 1), never silently dropped.
+   on stderr, exit status 1), never silently dropped.  A split with more training
+   rows than its method's ``max_train_rows`` is skipped instead (CSV ``status``
+   ``skipped: ...``, listed under "Skipped splits"; not a failure).
 
 Methods join by registration (:func:`register_method`) with a :class:`MethodSpec`;
-the harness itself does not change.  The published results are embedded in
-:data:`PUBLISHED_TABLES` (no file outside the package is read at run time).
+the harness itself does not change.  Besides the Bayesian networks, two tabular
+baselines are registered: ``gp`` (:class:`GaussianProcessBaseline`) and ``ngboost``
+(:class:`NGBoostBaseline`, which needs the optional ``ngboost`` package).  The
+published results are embedded in :data:`PUBLISHED_TABLES` (no file outside the
+package is read at run time).
 """
 
 import csv
+import importlib.util
 import json
 import math
 import os
@@ -36,20 +45,28 @@ import sys
 import time
 import traceback
 import warnings
+from abc import ABCMeta, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy.special import ndtri
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .datasets import list_uci_datasets, load_uci_split, read_uci_settings, uci_n_splits
-from .metrics import gaussian_mixture_nll, gaussian_nll, rmse
+from .metrics import gaussian_mixture_nll, gaussian_nll, interval_coverage, rmse
 from .uncertainty import decompose_regression
 
 __all__ = [
+    "GP_MAX_TRAIN_ROWS",
     "METHODS",
     "PUBLISHED_TABLES",
+    "GaussianProcessBaseline",
     "MethodSpec",
+    "NGBoostBaseline",
+    "gaussian_interval_coverage",
     "register_method",
     "run_uci_benchmark",
     "summarize",
@@ -64,6 +81,12 @@ DEFAULT_N_HIDDEN = 50
 
 #: Folds of the tuned protocol's grid search (on the training split only).
 TUNED_CV = 3
+
+#: Confidence of the central interval whose test coverage is reported (``coverage90``).
+COVERAGE_CONFIDENCE = 0.9
+
+#: Start of the ``status`` of a split skipped by its method's ``max_train_rows``.
+SKIPPED_STATUS_PREFIX = "skipped: "
 
 
 # ------------------------------------------------------------------- registry
@@ -101,6 +124,19 @@ class MethodSpec:
         Parameter set to the split's seed.
     quick_params : mapping, default={}
         Extra parameters for ``--quick`` smoke runs (e.g. fewer prediction draws).
+    max_train_rows : int or None, default=None
+        A split with more training rows is skipped, not run: its CSV ``status``
+        reads ``skipped: ...``, the report lists it under "Skipped splits", and it
+        is not a failure (no exit status 1).  For methods whose cost grows too fast
+        with the number of rows (the exact GP).  ``None``: no limit.
+    requires : tuple of str, default=()
+        Modules of optional packages the method imports (e.g. ``('ngboost',)``);
+        :func:`run_uci_benchmark` refuses to start, naming the ``pip install``, when
+        one of them cannot be imported.
+    baseline : bool, default=False
+        A non-skbdl reference method (the tabular baselines): reported beside the
+        skbdl columns, and in the "Targets" table as a number to beat, never as
+        skbdl's own result.
     description : str, default=''
         One line shown in the markdown report.
     """
@@ -114,11 +150,18 @@ class MethodSpec:
     epochs_param: str | None = "max_epochs"
     seed_param: str | None = "random_state"
     quick_params: Mapping = field(default_factory=dict)
+    max_train_rows: int | None = None
+    requires: tuple = ()
+    baseline: bool = False
     description: str = ""
 
     def __post_init__(self):
         if self.ll not in ("mixture", "gaussian"):
             raise ValueError(f"ll must be 'mixture' or 'gaussian'; got {self.ll!r}.")
+
+    def missing_requirements(self):
+        """The modules of ``requires`` that cannot be imported here (a list of str)."""
+        return [module for module in self.requires if importlib.util.find_spec(module) is None]
 
     def make_estimator(
         self, *, n_hidden=None, epochs=None, random_state=None, quick=False, overrides=None
@@ -180,6 +223,212 @@ def register_method(name, spec, *, replace=False):
     return spec
 
 
+# ------------------------------------------------------------ tabular baselines
+#: Training rows above which the ``gp`` method skips a split.  Exact GP regression
+#: costs O(n^3) per evaluation of the marginal likelihood, and the optimizer needs tens
+#: to about a hundred of them.  Measured on the project's 2-core machine, one thread
+#: per split as with ``--n-jobs 2``: one evaluation with its gradient takes 0.1 s at
+#: 500 rows, 0.6 s at 1 000, 1.3 s at 1 500, 3.1 s at 2 000 and 7.6 s at 3 000 (11
+#: features); a whole split takes 6 s on Concrete (927 rows) and 108 s on Wine (1 439
+#: rows, about 90 evaluations) on a quiet core, 3.6 minutes on average on Wine with
+#: the machine loaded (docs/benchmarks.md).  1 500 keeps all five small standard sets
+#: and skips the large ones (Kin8nm, Naval, Power, Protein, Year: 7 000 rows and more,
+#: an hour or more per split and gigabytes for the gradient); 1 000 would keep every
+#: split under a minute but lose Wine.
+GP_MAX_TRAIN_ROWS = 1500
+
+
+class _GaussianBaselineRegressor(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
+    """A regressor with one Gaussian predictive per row, behind skbdl's sampling API.
+
+    The UCI harness scores every method from ``sample_predictions``.  A model whose
+    predictive is one Gaussian returns it as a single "sample" (its mean and its
+    variance), so it is scored exactly like the Bayesian networks: the mixture of one
+    Gaussian is that Gaussian.  A subclass builds the wrapped model
+    (``_make_model``) and reads its predictive mean and standard deviation
+    (``_predict_mean_std``).
+
+    Parameters
+    ----------
+    random_state : int, RandomState instance or None, default=None
+        Seed passed to the wrapped model.
+    """
+
+    def __init__(self, random_state=None):
+        self.random_state = random_state
+
+    @abstractmethod
+    def _make_model(self, n_features):
+        """The unfitted wrapped model for inputs with ``n_features`` columns."""
+
+    @abstractmethod
+    def _predict_mean_std(self, X):
+        """Predictive mean and standard deviation of the fitted model, in y's units."""
+
+    def fit(self, X, y):
+        """Fit the wrapped model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_rows, n_features)
+            Training inputs.
+        y : array-like of shape (n_rows,)
+            Training targets.
+
+        Returns
+        -------
+        self : object
+            The fitted regressor.
+        """
+        X, y = validate_data(self, X, y, y_numeric=True)
+        self.model_ = self._make_model(X.shape[1]).fit(X, y)
+        return self
+
+    def predict(self, X, return_std=False):
+        """Predictive mean, and optionally standard deviation, of new targets.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_rows, n_features)
+            Inputs.
+        return_std : bool, default=False
+            Also return the predictive standard deviation (noise included).
+
+        Returns
+        -------
+        mean : ndarray of shape (n_rows,)
+            Predictive mean, in the target's units.
+        std : ndarray of shape (n_rows,)
+            Predictive standard deviation; only when ``return_std``.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False)
+        mean, std = self._predict_mean_std(X)
+        mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
+        return (mean, std) if return_std else mean
+
+    def sample_predictions(self, X, n_samples=None):
+        """The Gaussian predictive as one sample, the shape skbdl's methods return.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_rows, n_features)
+            Inputs.
+        n_samples : int or None, default=None
+            Ignored: the predictive is one Gaussian, returned once.
+
+        Returns
+        -------
+        mean_samples : ndarray of shape (1, n_rows)
+            Predictive mean.
+        var_samples : ndarray of shape (1, n_rows)
+            Predictive variance (noise included).
+        """
+        mean, std = self.predict(X, return_std=True)
+        return mean[np.newaxis], np.square(std)[np.newaxis]
+
+
+class GaussianProcessBaseline(_GaussianBaselineRegressor):
+    """Exact Gaussian process regression, the tabular baseline of the UCI benchmark.
+
+    ``sklearn.gaussian_process.GaussianProcessRegressor`` with the kernel
+    ``ConstantKernel() * RBF(length_scale=np.ones(n_features)) + WhiteKernel()`` (one
+    length scale per feature, learned noise level), the target standardised with the
+    training mean and standard deviation (``normalize_y=True``), hyper-parameters by
+    maximum marginal likelihood (L-BFGS-B from the kernel's initial values, no
+    restarts).  The predictive standard deviation includes the learned noise.
+    Standardise the inputs first (the harness's pipeline does).  Cost and memory grow
+    as n^3 and n^2 in the training rows: see :data:`GP_MAX_TRAIN_ROWS`.
+
+    Parameters
+    ----------
+    random_state : int, RandomState instance or None, default=None
+        Passed to ``GaussianProcessRegressor`` (used only by optimizer restarts and
+        ``sample_y``; the fit is deterministic).
+
+    Attributes
+    ----------
+    model_ : sklearn.gaussian_process.GaussianProcessRegressor
+        The fitted GP; ``model_.kernel_`` holds the learned hyper-parameters.
+    n_features_in_ : int
+        Number of input features seen in ``fit``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbdl._uci import GaussianProcessBaseline
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.uniform(-2, 2, size=(50, 2))
+    >>> y = np.sin(X[:, 0]) + 0.1 * rng.randn(50)
+    >>> gp = GaussianProcessBaseline(random_state=0).fit(X, y)
+    >>> mean_samples, var_samples = gp.sample_predictions(X[:3])
+    >>> mean_samples.shape, var_samples.shape
+    ((1, 3), (1, 3))
+    """
+
+    def _make_model(self, n_features):
+        from sklearn.gaussian_process import GaussianProcessRegressor
+        from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+
+        kernel = ConstantKernel() * RBF(length_scale=np.ones(n_features)) + WhiteKernel()
+        return GaussianProcessRegressor(kernel, normalize_y=True, random_state=self.random_state)
+
+    def _predict_mean_std(self, X):
+        return self.model_.predict(X, return_std=True)
+
+
+class NGBoostBaseline(_GaussianBaselineRegressor):
+    """NGBoost with its defaults, the gradient-boosting baseline of the UCI benchmark.
+
+    ``ngboost.NGBRegressor()``: a Normal predictive whose mean and log standard
+    deviation are boosted by natural gradients of the log score, 500 trees of depth 3,
+    learning rate 0.01, no early stopping; nothing tuned, the target in its own units
+    (trees do not care how the inputs are scaled).  Only ``random_state`` is set, and
+    the progress printing is off.  Needs the optional ``ngboost`` package
+    (``pip install ngboost``; ngboost 0.6 requires scikit-learn < 1.7 on Python
+    < 3.14, so install it in an environment of its own).
+
+    Parameters
+    ----------
+    random_state : int, RandomState instance or None, default=None
+        Passed to ``NGBRegressor``.
+
+    Attributes
+    ----------
+    model_ : ngboost.NGBRegressor
+        The fitted booster.
+    n_features_in_ : int
+        Number of input features seen in ``fit``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbdl._uci import NGBoostBaseline
+    >>> NGBoostBaseline(random_state=0)  # constructing it does not import ngboost
+    NGBoostBaseline(random_state=0)
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.uniform(-2, 2, size=(50, 2))
+    >>> y = np.sin(X[:, 0]) + 0.1 * rng.randn(50)
+    >>> ngb = NGBoostBaseline(random_state=0).fit(X, y)  # doctest: +SKIP
+    >>> ngb.sample_predictions(X[:3])[1].shape  # doctest: +SKIP
+    (1, 3)
+    """
+
+    def _make_model(self, n_features):
+        from ngboost import NGBRegressor
+
+        return NGBRegressor(random_state=self.random_state, verbose=False)
+
+    def _predict_mean_std(self, X):
+        predictive = self.model_.pred_dist(X).params
+        return predictive["loc"], predictive["scale"]
+
+
+#: The harness's settings of every skbdl method: no progress bar per fit (the harness
+#: shows its own progress), every other parameter at the library default.
+_QUIET = {"verbose": 0}
+
+
 def _register_builtin_methods():
     from .mc_dropout import MCDropoutRegressor
 
@@ -187,14 +436,14 @@ def _register_builtin_methods():
         "mc_dropout",
         MethodSpec(
             MCDropoutRegressor,
-            params={},
+            params=_QUIET,
             # The setting whose best value differed most between the five sets (0.02
             # for Energy and Yacht, 0.2 for Boston; docs/benchmarks.md); 4 points x 3
             # folds = 12 extra fits per split.
             param_grid={"dropout": [0.02, 0.05, 0.1, 0.2]},
             ll="mixture",
             quick_params={"n_samples": 10},
-            description="MCDropoutRegressor, library defaults (homoscedastic, learned noise)",
+            description="MCDropoutRegressor, library defaults (heteroscedastic, recalibrated)",
         ),
     )
     # Methods written alongside the harness join as soon as their module exists.
@@ -207,7 +456,7 @@ def _register_builtin_methods():
             "deep_ensemble",
             MethodSpec(
                 DeepEnsembleRegressor,
-                params={},
+                params=_QUIET,
                 param_grid={"lr": [1e-3, 1e-2], "weight_decay": [0.0, 1e-4]},
                 ll="mixture",
                 description="DeepEnsembleRegressor, library defaults",
@@ -222,7 +471,7 @@ def _register_builtin_methods():
             "bbb",
             MethodSpec(
                 BayesianMLPRegressor,
-                params={},
+                params=_QUIET,
                 param_grid={"lr": [1e-3, 1e-2], "prior_scale": [0.1, 1.0]},
                 ll="mixture",
                 quick_params={"n_samples": 10},
@@ -238,7 +487,7 @@ def _register_builtin_methods():
             "pbp",
             MethodSpec(
                 PBPRegressor,
-                params={},
+                params=_QUIET,
                 param_grid={},  # nothing to tune: the noise and prior precisions are learned
                 ll="gaussian",  # the paper's single-Gaussian predictive
                 eval_samples=1000,  # weight draws: MC error of the moments well below the SE
@@ -249,6 +498,54 @@ def _register_builtin_methods():
                 ),
             ),
         )
+    try:
+        from .hyper_ensemble import HyperDeepEnsembleRegressor
+    except ImportError:
+        pass
+    else:
+        register_method(
+            "hyper_ensemble",
+            MethodSpec(
+                HyperDeepEnsembleRegressor,
+                params=_QUIET,
+                param_grid={},  # it tunes itself: members chosen on held-out rows
+                ll="mixture",
+                description=(
+                    "HyperDeepEnsembleRegressor, library defaults (20 candidates, 5 chosen)"
+                ),
+            ),
+        )
+    # Tabular baselines: one Gaussian predictive each, scored by its LL.
+    register_method(
+        "gp",
+        MethodSpec(
+            GaussianProcessBaseline,
+            ll="gaussian",
+            hidden_param=None,
+            epochs_param=None,
+            max_train_rows=GP_MAX_TRAIN_ROWS,
+            baseline=True,
+            description=(
+                "exact Gaussian process, ConstantKernel() * RBF (one length scale per "
+                "feature) + WhiteKernel(), standardised target; splits with more than "
+                f"{GP_MAX_TRAIN_ROWS} training rows skipped"
+            ),
+        ),
+    )
+    register_method(
+        "ngboost",
+        MethodSpec(
+            NGBoostBaseline,
+            ll="gaussian",
+            hidden_param=None,
+            epochs_param=None,
+            requires=("ngboost",),  # registered always: a clear error, not absence
+            baseline=True,
+            description=(
+                "ngboost.NGBRegressor() defaults (Normal, 500 trees of depth 3, lr 0.01), not tuned"
+            ),
+        ),
+    )
 
 
 _register_builtin_methods()
@@ -393,6 +690,7 @@ def _run_one(task):
         "ll": math.nan,
         "ll_mixture": math.nan,
         "ll_gaussian": math.nan,
+        "coverage90": math.nan,
         "fit_seconds": math.nan,
         "predict_seconds": math.nan,
         "n_train": 0,
@@ -403,6 +701,12 @@ def _run_one(task):
     try:
         X_train, y_train, X_test, y_test = load_uci_split(task["path"], task["split"])
         row["n_train"], row["n_test"] = len(y_train), len(y_test)
+        if spec.max_train_rows is not None and len(y_train) > spec.max_train_rows:
+            row["status"] = (
+                f"{SKIPPED_STATUS_PREFIX}{len(y_train)} training rows > the method's "
+                f"max_train_rows={spec.max_train_rows}"
+            )
+            return row
         estimator = spec.make_estimator(
             n_hidden=task["n_hidden"],
             epochs=task["epochs"],
@@ -456,15 +760,58 @@ def _run_one(task):
         row["ll_mixture"] = -gaussian_mixture_nll(y_test, mean_samples, var_samples)
         row["ll_gaussian"] = -gaussian_nll(y_test, mean, total_var)
         row["ll"] = row["ll_mixture"] if spec.ll == "mixture" else row["ll_gaussian"]
+        row["coverage90"] = gaussian_interval_coverage(y_test, mean, total_var, COVERAGE_CONFIDENCE)
         if not all(math.isfinite(row[k]) for k in ("rmse", "ll")):
             raise FloatingPointError("non-finite test metric")
     except Exception as exc:  # reported in the results, never dropped
         message = f"{type(exc).__name__}: {exc}".replace("\n", " ").strip()
         row["status"] = message or type(exc).__name__
         row["traceback"] = traceback.format_exc()
-        for key in ("rmse", "ll", "ll_mixture", "ll_gaussian"):
+        for key in ("rmse", "ll", "ll_mixture", "ll_gaussian", "coverage90"):
             row[key] = math.nan
     return row
+
+
+def gaussian_interval_coverage(y, mean, var, confidence=COVERAGE_CONFIDENCE):
+    """Fraction of targets inside the central interval of a Gaussian predictive.
+
+    The interval is ``mean ± z std`` with ``z = Phi^-1((1 + confidence) / 2)`` (1.645
+    for 0.9): what ``predict_interval(method='gaussian')`` gives when ``var`` is the
+    total variance of the predictive mixture.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_rows,)
+        Observed targets.
+    mean : array-like of shape (n_rows,)
+        Predictive means.
+    var : array-like of shape (n_rows,)
+        Predictive variances.
+    confidence : float, default=COVERAGE_CONFIDENCE
+        Probability mass of the central interval, in ``(0, 1)``.
+
+    Returns
+    -------
+    coverage : float
+        In ``[0, 1]``; close to ``confidence`` for a calibrated predictive.
+
+    Examples
+    --------
+    >>> from skbdl._uci import gaussian_interval_coverage
+    >>> gaussian_interval_coverage([0.0, 1.6, 1.7], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0])
+    0.6666666666666666
+    """
+    mean = np.asarray(mean, dtype=np.float64)
+    half_width = ndtri(0.5 + confidence / 2) * np.sqrt(np.asarray(var, dtype=np.float64))
+    return interval_coverage(y, np.stack([mean - half_width, mean + half_width], axis=-1))
+
+
+def _is_skipped(row):
+    return row["status"].startswith(SKIPPED_STATUS_PREFIX)
+
+
+def _is_failed(row):
+    return row["status"] != "ok" and not _is_skipped(row)
 
 
 def _resolve_datasets(data_dir, names):
@@ -554,8 +901,18 @@ def run_uci_benchmark(
     -------
     rows : list of dict
         Keys: ``dataset, method, protocol, split, status, rmse, ll, ll_mixture,
-        ll_gaussian, fit_seconds, predict_seconds, n_train, n_test, params`` (and
-        ``traceback`` for failures), in task order.
+        ll_gaussian, coverage90, fit_seconds, predict_seconds, n_train, n_test,
+        params`` (and ``traceback`` for failures), in task order.  ``status`` is
+        ``'ok'``, the error of a failed split, or ``'skipped: ...'`` for a split above
+        the method's ``max_train_rows``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown method or protocol, a parameter a method does not accept,
+        or nothing to run.
+    ImportError
+        When a method's optional package (``MethodSpec.requires``) is not installed.
     """
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
@@ -566,6 +923,13 @@ def run_uci_benchmark(
     bad = [p for p in protocols if p not in PROTOCOLS]
     if bad:
         raise ValueError(f"Unknown protocols {bad}; choose from {PROTOCOLS}.")
+    for method in methods:
+        missing = METHODS[method].missing_requirements()
+        if missing:
+            raise ImportError(
+                f"Method {method!r} needs {', '.join(missing)}, which cannot be imported "
+                f"here: pip install {' '.join(missing)}"
+            )
     tasks = []
     for name, path in _resolve_datasets(data_dir, datasets).items():
         settings = read_uci_settings(path)
@@ -611,7 +975,7 @@ def run_uci_benchmark(
     with tqdm(total=len(tasks), desc="uci", disable=not progress, file=sys.stderr) as bar:
         for index, row in results:
             rows[index] = row
-            failed += row["status"] != "ok"
+            failed += _is_failed(row)
             bar.set_postfix_str(
                 f"{row['dataset']}/{row['method']} split {row['split']}"
                 + (f", {failed} failed" if failed else ""),
@@ -643,10 +1007,12 @@ def summarize(rows):
     Returns
     -------
     summary : list of dict
-        Keys ``dataset, method, protocol, n_ok, n_total, failed_splits`` and, for
-        each of ``rmse, ll, ll_mixture, ll_gaussian, fit_seconds``, ``<key>_mean``
-        and ``<key>_se`` (population std over the successful splits / sqrt(n_ok));
-        NaN when no split succeeded.
+        Keys ``dataset, method, protocol, n_ok, n_total, failed_splits,
+        skipped_splits, skip_reasons`` and, for each of ``rmse, ll, ll_mixture,
+        ll_gaussian, coverage90, fit_seconds``, ``<key>_mean`` and ``<key>_se``
+        (population std over the successful splits / sqrt(n_ok)); NaN when no split
+        succeeded.  Skipped splits (above a method's ``max_train_rows``) count in
+        ``n_total`` but neither as successes nor as failures.
     """
     groups = {}
     for row in rows:
@@ -660,9 +1026,13 @@ def summarize(rows):
             "protocol": protocol,
             "n_ok": len(ok),
             "n_total": len(group),
-            "failed_splits": sorted(r["split"] for r in group if r["status"] != "ok"),
+            "failed_splits": sorted(r["split"] for r in group if _is_failed(r)),
+            "skipped_splits": sorted(r["split"] for r in group if _is_skipped(r)),
+            "skip_reasons": sorted(
+                {r["status"].removeprefix(SKIPPED_STATUS_PREFIX) for r in group if _is_skipped(r)}
+            ),
         }
-        for key in ("rmse", "ll", "ll_mixture", "ll_gaussian", "fit_seconds"):
+        for key in ("rmse", "ll", "ll_mixture", "ll_gaussian", "coverage90", "fit_seconds"):
             values = np.array([r[key] for r in ok], dtype=np.float64)
             if values.size:
                 entry[f"{key}_mean"] = float(values.mean())
@@ -683,6 +1053,7 @@ _CSV_FIELDS = (
     "ll",
     "ll_mixture",
     "ll_gaussian",
+    "coverage90",
     "fit_seconds",
     "predict_seconds",
     "n_train",
@@ -735,7 +1106,9 @@ def to_markdown(summary, *, title=None, notes=()):
     """The results as markdown: published columns beside skbdl's, targets, failures.
 
     Cells read ``mean±SE``; a cell computed from fewer than all splits is marked
-    ``(k/n splits)``.  Data sets without published numbers show '—' there.
+    ``(k/n splits)``, one whose splits were all skipped reads ``skipped``.  Data sets
+    without published numbers show '—' there.  The 90% interval coverage has no
+    published columns (the papers did not report it).
     """
     datasets = list(dict.fromkeys(s["dataset"] for s in summary))
     columns = list(dict.fromkeys((s["method"], s["protocol"]) for s in summary))
@@ -746,26 +1119,35 @@ def to_markdown(summary, *, title=None, notes=()):
     lines += [f"{note}" for note in notes]
     if notes:
         lines.append("")
-    for metric, heading in (
-        ("rmse", "Test RMSE (lower is better)"),
-        ("ll", "Test log-likelihood (higher is better)"),
+    for metric, heading, published_columns in (
+        ("rmse", "Test RMSE (lower is better)", PUBLISHED_COLUMNS),
+        ("ll", "Test log-likelihood (higher is better)", PUBLISHED_COLUMNS),
+        (
+            "coverage90",
+            f"Test coverage of the central {COVERAGE_CONFIDENCE:.0%} interval "
+            f"(mean ± {ndtri(0.5 + COVERAGE_CONFIDENCE / 2):.3f} std; "
+            f"{COVERAGE_CONFIDENCE:.2f} is calibrated)",
+            (),
+        ),
     ):
         lines += [f"## {heading}", ""]
-        header = ["data set", *PUBLISHED_COLUMNS, *(_column_label(*c) for c in columns)]
+        header = ["data set", *published_columns, *(_column_label(*c) for c in columns)]
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "---|" * len(header))
         for dataset in datasets:
-            ref = _PUBLISHED[metric].get(published_name(dataset) or "", {})
-            row = [dataset, *(ref.get(c, "—") for c in PUBLISHED_COLUMNS)]
+            ref = _PUBLISHED.get(metric, {}).get(published_name(dataset) or "", {})
+            row = [dataset, *(ref.get(c, "—") for c in published_columns)]
             for method, protocol in columns:
                 s = cells.get((dataset, method, protocol))
                 if s is None:
                     row.append("")
-                    continue
-                text = format_mean_se(s[f"{metric}_mean"], s[f"{metric}_se"])
-                if s["n_ok"] != s["n_total"]:
-                    text += f" ({s['n_ok']}/{s['n_total']} splits)"
-                row.append(text)
+                elif len(s["skipped_splits"]) == s["n_total"]:
+                    row.append("skipped")
+                else:
+                    text = format_mean_se(s[f"{metric}_mean"], s[f"{metric}_se"])
+                    if s["n_ok"] != s["n_total"]:
+                        text += f" ({s['n_ok']}/{s['n_total']} splits)"
+                    row.append(text)
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
     lines += _targets_markdown(datasets, columns, cells)
@@ -780,12 +1162,22 @@ def to_markdown(summary, *, title=None, notes=()):
             s = cells.get((dataset, method, protocol))
             if s is None:
                 continue
+            fit_seconds = s["fit_seconds_mean"]
             lines.append(
                 f"| {dataset} | {_column_label(method, protocol)} | {s['n_ok']}/{s['n_total']} "
-                f"| {s['fit_seconds_mean']:.2f} "
+                f"| {f'{fit_seconds:.2f}' if math.isfinite(fit_seconds) else '—'} "
                 f"| {format_mean_se(s['ll_gaussian_mean'], s['ll_gaussian_se'])} |"
             )
     lines.append("")
+    skipped = [s for s in summary if s["skipped_splits"]]
+    if skipped:
+        lines += ["## Skipped splits", ""]
+        for s in skipped:
+            lines.append(
+                f"- {s['dataset']} / {_column_label(s['method'], s['protocol'])}: splits "
+                f"{', '.join(map(str, s['skipped_splits']))} ({'; '.join(s['skip_reasons'])})"
+            )
+        lines.append("")
     failures = [s for s in summary if s["failed_splits"]]
     lines += ["## Failed splits", ""]
     if failures:
@@ -800,20 +1192,32 @@ def to_markdown(summary, *, title=None, notes=()):
     return "\n".join(lines)
 
 
+def _is_baseline(method):
+    spec = METHODS.get(method)
+    return spec is not None and spec.baseline
+
+
 def _targets_markdown(datasets, columns, cells):
-    """The issue's targets, per data set with published numbers."""
+    """The issue's targets, per data set with published numbers.
+
+    Only skbdl's columns compete; the baselines of the run (``MethodSpec.baseline``)
+    are numbers to beat, in (d).
+    """
+    baselines = [c for c in columns if _is_baseline(c[0])]
+    columns = [c for c in columns if not _is_baseline(c[0])]
     lines = [
         "## Targets",
         "",
         "Best skbdl column versus the published columns: (a) LL ≥ best published LL − "
         "that entry's ±; (b) RMSE ≤ the MC dropout paper's (MCD); (c) LL above every "
-        "published LL.",
+        "published LL; (d) LL above every published LL and every baseline's LL in this "
+        "run (— when the run has no baseline).",
         "",
-        "| data set | best published LL | best skbdl LL | (a) | MCD RMSE | best skbdl RMSE "
-        "| (b) | (c) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| data set | best published LL | best baseline LL | best skbdl LL | (a) | MCD RMSE "
+        "| best skbdl RMSE | (b) | (c) | (d) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    n_rows = n_c = 0
+    n_rows = n_c = n_d = 0
     for dataset in datasets:
         name = published_name(dataset)
         if name is None or name not in _PUBLISHED["ll"]:
@@ -825,6 +1229,8 @@ def _targets_markdown(datasets, columns, cells):
         mcd_rmse = published_value(_PUBLISHED["rmse"][name]["MCD"])
         ours = [cells[(dataset, *c)] for c in columns if (dataset, *c) in cells]
         ours = [s for s in ours if math.isfinite(s["ll_mean"])]
+        theirs = [cells[(dataset, *c)] for c in baselines if (dataset, *c) in cells]
+        theirs = [s for s in theirs if math.isfinite(s["ll_mean"])]
         if not ours:
             continue
         top_ll = max(ours, key=lambda s: s["ll_mean"])
@@ -832,17 +1238,30 @@ def _targets_markdown(datasets, columns, cells):
         a = top_ll["ll_mean"] >= best_ll - (best_se or 0.0)
         b = mcd_rmse is not None and top_rmse["rmse_mean"] <= mcd_rmse[0]
         c = top_ll["ll_mean"] > best_ll
+        baseline_cell, d = "—", None
+        if theirs:
+            top_baseline = max(theirs, key=lambda s: s["ll_mean"])
+            baseline_cell = (
+                f"{format_mean_se(top_baseline['ll_mean'], top_baseline['ll_se'])} "
+                f"({_column_label(top_baseline['method'], top_baseline['protocol'])})"
+            )
+            d = c and top_ll["ll_mean"] > top_baseline["ll_mean"]
+            n_d += d
         n_rows += 1
         n_c += c
         lines.append(
             f"| {dataset} | {_PUBLISHED['ll'][name][best_col]} ({best_col}) "
+            f"| {baseline_cell} "
             f"| {format_mean_se(top_ll['ll_mean'], top_ll['ll_se'])} "
             f"({_column_label(top_ll['method'], top_ll['protocol'])}) | {_yes(a)} "
             f"| {_PUBLISHED['rmse'][name]['MCD']} "
             f"| {format_mean_se(top_rmse['rmse_mean'], top_rmse['rmse_se'])} | {_yes(b)} "
-            f"| {_yes(c)} |"
+            f"| {_yes(c)} | {'—' if d is None else _yes(d)} |"
         )
-    lines += ["", f"(c) holds on {n_c} of {n_rows} data sets.", ""]
+    lines += ["", f"(c) holds on {n_c} of {n_rows} data sets."]
+    if baselines:
+        lines.append(f"(d) holds on {n_d} of {n_rows} data sets.")
+    lines.append("")
     return lines
 
 
@@ -898,7 +1317,8 @@ def add_arguments(parser):
             "Run the UCI regression protocol of the Bayesian deep learning literature "
             "on data folders in the standard layout; write a CSV (one row per split) "
             "and a markdown table beside the published numbers. Exit status 1 if any "
-            "split failed."
+            "split failed (a split skipped for a method's row limit is no failure), 2 "
+            "if the run cannot start (unknown name, missing optional package)."
         ),
     )
     uci.add_argument("--data-dir", required=True, help="directory of UCI data folders")
@@ -944,19 +1364,23 @@ def add_arguments(parser):
 def run(args):
     """Run ``benchmark uci`` from parsed arguments; return the exit status."""
     start = time.perf_counter()
-    rows = run_uci_benchmark(
-        args.data_dir,
-        datasets=args.datasets,
-        methods=args.methods,
-        splits=None if not args.splits else _parse_splits(args.splits),
-        protocols=args.protocol,
-        n_jobs=args.n_jobs,
-        epochs=args.epochs,
-        quick=args.quick,
-        seed=args.seed,
-        params=dict(args.params),
-        progress=not args.no_progress,
-    )
+    try:
+        rows = run_uci_benchmark(
+            args.data_dir,
+            datasets=args.datasets,
+            methods=args.methods,
+            splits=None if not args.splits else _parse_splits(args.splits),
+            protocols=args.protocol,
+            n_jobs=args.n_jobs,
+            epochs=args.epochs,
+            quick=args.quick,
+            seed=args.seed,
+            params=dict(args.params),
+            progress=not args.no_progress,
+        )
+    except (ValueError, ImportError, FileNotFoundError) as exc:  # nothing ran
+        print(f"skbdl benchmark uci: error: {exc}", file=sys.stderr)
+        return 2
     wall = time.perf_counter() - start
     write_csv(rows, args.out)
     markdown_path = args.markdown or os.fspath(Path(args.out).with_suffix(".md"))
@@ -980,7 +1404,13 @@ def run(args):
     Path(markdown_path).write_text(markdown)
     print(markdown)
     print(f"Wrote {args.out} and {markdown_path} ({wall:.0f} s).", file=sys.stderr)
-    failed = [r for r in rows if r["status"] != "ok"]
+    n_skipped = sum(map(_is_skipped, rows))
+    if n_skipped:
+        print(
+            f"{n_skipped} of {len(rows)} splits skipped (row limits; see 'Skipped splits').",
+            file=sys.stderr,
+        )
+    failed = [r for r in rows if _is_failed(r)]
     for r in failed:
         print(
             f"FAILED {r['dataset']} / {r['method']} ({r['protocol']}) split {r['split']}: "

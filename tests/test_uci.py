@@ -1,12 +1,14 @@
 """UCI benchmark tooling: the loader, the log-likelihood formulas, the command."""
 
 import csv
+import dataclasses
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.stats import norm
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 
 from skbdl import MCDropoutRegressor, _uci
 from skbdl.__main__ import main
@@ -278,3 +280,169 @@ def test_command_on_one_real_split(tmp_path):
     assert row["dataset"] == "yacht" and row["status"] == "ok"
     assert (row["n_train"], row["n_test"]) == ("277", "31")
     assert math.isfinite(float(row["ll"]))
+
+
+# ------------------------------------------------------------ tabular baselines
+def test_gp_method_runs_on_a_tiny_folder_and_is_scored_like_the_networks(tmp_path):
+    _write_folder(tmp_path / "toy", n_rows=40, n_splits=2)
+    rows = _uci.run_uci_benchmark(tmp_path / "toy", methods=["gp"], progress=False)
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    for row in rows:
+        assert all(math.isfinite(row[k]) for k in ("rmse", "ll", "coverage90"))
+        # One Gaussian: its mixture LL, its Gaussian LL and the reported LL coincide.
+        assert row["ll"] == row["ll_gaussian"] == pytest.approx(row["ll_mixture"], rel=1e-12)
+        assert row["rmse"] < 1.0  # a linear target with noise 0.1, std about 3.7
+    spec = _uci.METHODS["gp"]
+    assert (spec.ll, spec.hidden_param, spec.epochs_param) == ("gaussian", None, None)
+    assert spec.max_train_rows == _uci.GP_MAX_TRAIN_ROWS
+
+
+def test_gaussian_baseline_sample_predictions_are_one_gaussian_in_original_units():
+    rng = np.random.RandomState(0)
+    X = rng.uniform(-2, 2, size=(40, 2))
+    y = 1000.0 + 50.0 * np.sin(X[:, 0]) + 5.0 * rng.normal(size=40)
+    gp = _uci.GaussianProcessBaseline(random_state=0).fit(X, y)
+    mean_samples, var_samples = gp.sample_predictions(X[:7], n_samples=100)
+    assert mean_samples.shape == var_samples.shape == (1, 7)
+    mean, std = gp.predict(X[:7], return_std=True)
+    np.testing.assert_array_equal(mean_samples[0], mean)
+    np.testing.assert_allclose(var_samples[0], std**2)
+    np.testing.assert_array_equal(gp.predict(X[:7]), mean)
+    # Original units: means near the targets, a noise std of about 5 (not about 0.1).
+    assert np.abs(mean - y[:7]).max() < 20.0
+    assert np.all((std > 1.0) & (std < 20.0))
+    assert gp.set_params(random_state=3).get_params() == {"random_state": 3}
+
+
+def test_gp_baseline_clones_and_refits_like_a_scikit_learn_regressor():
+    rng = np.random.RandomState(0)
+    X, y = rng.normal(size=(30, 3)), rng.normal(size=30)
+    gp = _uci.GaussianProcessBaseline(random_state=0)
+    copy = clone(gp).fit(X, y)
+    assert "model_" not in vars(gp) and copy.n_features_in_ == 3
+    assert copy.model_.kernel_.k1.k2.length_scale.shape == (3,)  # one length scale per feature
+    with pytest.raises(ValueError, match="features"):
+        copy.predict(X[:, :2])
+    assert math.isfinite(copy.score(X, y))
+
+
+def test_row_limit_skips_splits_without_failing_the_command(tmp_path, capsys):
+    _write_folder(tmp_path / "data" / "toy", n_rows=40, n_splits=2)  # 30 training rows
+    small_gp = dataclasses.replace(_uci.METHODS["gp"], max_train_rows=20)
+    _uci.register_method("gp_small", small_gp)
+    try:
+        out = tmp_path / "uci.csv"
+        status = main(
+            [
+                "benchmark", "uci", "--data-dir", str(tmp_path / "data"),
+                "--methods", "gp", "gp_small", "--out", str(out), "--no-progress",
+            ]
+        )  # fmt: skip
+        summary = _uci.summarize(
+            _uci.run_uci_benchmark(tmp_path / "data", methods=["gp_small"], progress=False)
+        )
+    finally:
+        del _uci.METHODS["gp_small"]
+    assert status == 0
+    rows = _read_csv(out)
+    skipped = [r for r in rows if r["method"] == "gp_small"]
+    assert [r["status"] for r in skipped] == [
+        "skipped: 30 training rows > the method's max_train_rows=20"
+    ] * 2
+    assert all(r["ll"] == r["coverage90"] == r["fit_seconds"] == "" for r in skipped)
+    assert {r["status"] for r in rows if r["method"] == "gp"} == {"ok"}
+    captured = capsys.readouterr()
+    assert "2 of 4 splits skipped" in captured.err and "FAILED" not in captured.err
+    markdown = out.with_suffix(".md").read_text()
+    assert "| toy | — | — | — | — | — |" in markdown  # published columns, then gp
+    assert "| skipped |" in markdown
+    assert "## Skipped splits" in markdown
+    assert "toy / skbdl gp_small: splits 0, 1 (30 training rows > the method's" in markdown
+    assert "## Failed splits\n\nNone." in markdown
+    (entry,) = summary
+    assert (entry["n_ok"], entry["n_total"]) == (0, 2)
+    assert entry["failed_splits"] == [] and entry["skipped_splits"] == [0, 1]
+    assert math.isnan(entry["ll_mean"])
+
+
+def test_a_missing_optional_package_stops_the_run_with_the_pip_command(tmp_path, capsys):
+    _write_folder(tmp_path / "data" / "toy", n_splits=1)
+    assert "ngboost" in _uci.METHODS  # registered whether ngboost is installed or not
+    assert _uci.METHODS["ngboost"].requires == ("ngboost",)
+    spec = dataclasses.replace(_uci.METHODS["gp"], requires=("skbdl_no_such_module",))
+    _uci.register_method("needs_missing", spec)
+    try:
+        with pytest.raises(ImportError, match="pip install skbdl_no_such_module"):
+            _uci.run_uci_benchmark(tmp_path / "data", methods=["needs_missing"], progress=False)
+        status = main(
+            [
+                "benchmark", "uci", "--data-dir", str(tmp_path / "data"),
+                "--methods", "needs_missing", "--out", str(tmp_path / "uci.csv"),
+            ]
+        )  # fmt: skip
+    finally:
+        del _uci.METHODS["needs_missing"]
+    assert status == 2
+    assert "pip install skbdl_no_such_module" in capsys.readouterr().err
+    assert not (tmp_path / "uci.csv").exists()  # nothing ran
+
+
+def test_ngboost_method_runs_on_a_tiny_folder(tmp_path):
+    pytest.importorskip("ngboost")
+    _write_folder(tmp_path / "toy", n_rows=40, n_splits=1)
+    (row,) = _uci.run_uci_benchmark(tmp_path / "toy", methods=["ngboost"], progress=False)
+    assert row["status"] == "ok"
+    assert all(math.isfinite(row[k]) for k in ("rmse", "ll", "coverage90"))
+    assert row["ll"] == row["ll_gaussian"] == pytest.approx(row["ll_mixture"], rel=1e-12)
+
+
+# -------------------------------------------------------------------- coverage
+def test_gaussian_interval_coverage_by_hand():
+    # z = 1.6449 for 90%: 1.64 is inside mean ± z std, 1.65 and -1.65 are not.
+    y, mean, var = [0.0, 1.64, 1.65, -1.65], np.zeros(4), np.ones(4)
+    assert _uci.gaussian_interval_coverage(y, mean, var) == 0.5
+    # Units: std 10 scales the interval.
+    assert _uci.gaussian_interval_coverage([16.4, 16.5], [0.0, 0.0], [100.0, 100.0]) == 0.5
+    assert _uci.gaussian_interval_coverage([0.5, 0.7], [0.0, 0.0], [1.0, 1.0], 0.5) == 0.5
+
+
+class _TwoGaussians(RegressorMixin, BaseEstimator):
+    """Predicts the mixture 0.5 N(-1, 1) + 0.5 N(1, 1) everywhere: mean 0, variance 2."""
+
+    def fit(self, X, y):
+        self.fitted_ = True
+        return self
+
+    def sample_predictions(self, X, n_samples=None):
+        n_rows = len(X)
+        return np.array([[-1.0] * n_rows, [1.0] * n_rows]), np.ones((2, n_rows))
+
+
+def test_coverage90_is_the_gaussian_summary_interval_of_the_mixture(tmp_path):
+    _write_folder(tmp_path / "data" / "toy", n_rows=40, n_splits=2)
+    spec = _uci.MethodSpec(_TwoGaussians, hidden_param=None, epochs_param=None, seed_param=None)
+    _uci.register_method("two_gaussians", spec)
+    try:
+        out = tmp_path / "uci.csv"
+        status = main(
+            [
+                "benchmark", "uci", "--data-dir", str(tmp_path / "data"),
+                "--methods", "two_gaussians", "--out", str(out), "--no-progress",
+            ]
+        )  # fmt: skip
+    finally:
+        del _uci.METHODS["two_gaussians"]
+    assert status == 0
+    coverages = []
+    for row in _read_csv(out):
+        *_, y_test = load_uci_split(tmp_path / "data" / "toy", int(row["split"]))
+        # Mixture mean 0 and total variance 1 + 1 = 2 (law of total variance).
+        expected = np.mean(np.abs(y_test) <= norm.ppf(0.95) * math.sqrt(2.0))
+        assert 0.0 < expected < 1.0
+        assert expected != np.mean(np.abs(y_test) <= norm.ppf(0.95))  # not the noise alone
+        assert float(row["coverage90"]) == pytest.approx(expected, abs=1e-12)
+        coverages.append(expected)
+    markdown = out.with_suffix(".md").read_text()
+    assert "## Test coverage of the central 90% interval" in markdown
+    cell = _uci.format_mean_se(np.mean(coverages), np.std(coverages) / math.sqrt(2))
+    assert f"| toy | {cell} |" in markdown

@@ -1099,7 +1099,8 @@ def format_mean_se(mean, se):
 
 
 def _column_label(method, protocol):
-    return f"skbdl {method}" + ("" if protocol == "default" else f" ({protocol})")
+    owner = "baseline" if _is_baseline(method) else "skbdl"
+    return f"{owner} {method}" + ("" if protocol == "default" else f" ({protocol})")
 
 
 def to_markdown(summary, *, title=None, notes=()):

@@ -357,7 +357,7 @@ def test_row_limit_skips_splits_without_failing_the_command(tmp_path, capsys):
     assert "| toy | — | — | — | — | — |" in markdown  # published columns, then gp
     assert "| skipped |" in markdown
     assert "## Skipped splits" in markdown
-    assert "toy / skbdl gp_small: splits 0, 1 (30 training rows > the method's" in markdown
+    assert "toy / baseline gp_small: splits 0, 1 (30 training rows > the method's" in markdown
     assert "## Failed splits\n\nNone." in markdown
     (entry,) = summary
     assert (entry["n_ok"], entry["n_total"]) == (0, 2)
@@ -446,3 +446,29 @@ def test_coverage90_is_the_gaussian_summary_interval_of_the_mixture(tmp_path):
     assert "## Test coverage of the central 90% interval" in markdown
     cell = _uci.format_mean_se(np.mean(coverages), np.std(coverages) / math.sqrt(2))
     assert f"| toy | {cell} |" in markdown
+
+
+def test_targets_never_credit_skbdl_with_a_baseline():
+    # A baseline that beats every published LL on Yacht, beside an skbdl method that
+    # does not: (c) must judge the skbdl column only, and (d) must be "missed".
+    def entry(method, ll):
+        return {
+            "dataset": "yacht", "method": method, "protocol": "default", "n_ok": 20,
+            "n_total": 20, "ll_mean": ll, "ll_se": 0.01, "rmse_mean": 0.5, "rmse_se": 0.01,
+        }  # fmt: skip
+
+    summary = [entry("mc_dropout", -1.3), entry("gp", 0.5)]
+    cells = {(s["dataset"], s["method"], s["protocol"]): s for s in summary}
+    lines = _uci._targets_markdown(["yacht"], [("mc_dropout", "default"), ("gp", "default")], cells)
+    (row,) = [line for line in lines if line.startswith("| yacht")]
+    assert "(skbdl mc_dropout)" in row and "0.50±0.01 (baseline gp)" in row
+    assert row.endswith("| missed | missed |")  # (c) and (d)
+    summary[0]["ll_mean"] = 0.6  # now skbdl beats the papers and the baseline
+    (row,) = [
+        line
+        for line in _uci._targets_markdown(
+            ["yacht"], [("mc_dropout", "default"), ("gp", "default")], cells
+        )
+        if line.startswith("| yacht")
+    ]
+    assert row.endswith("| met | met |")

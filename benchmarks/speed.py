@@ -98,6 +98,8 @@ class Ratio:
     #: Process CPU seconds (all threads) of the same runs; a diagnostic only.
     numerator_cpu: list = dataclasses.field(default_factory=list)
     denominator_cpu: list = dataclasses.field(default_factory=list)
+    #: Printed under the row (e.g. which baseline ran).
+    note: str = ""
 
 
 @dataclasses.dataclass
@@ -414,6 +416,116 @@ def pbp_epoch(cfg):
     return Value(seconds, "s", note)
 
 
+# Prediction of Bayes by Backprop (weight draws) against MC dropout and a plain
+# bayesian-torch loop, on one thread: 100 draws on 10 000 rows of the row-a network.
+def _one_thread(ratio_fn):
+    """Run a row with torch on one thread (restored afterwards)."""
+
+    def row(cfg):
+        import torch
+
+        previous = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return ratio_fn(cfg)
+        finally:
+            torch.set_num_threads(previous)
+
+    row.__doc__ = ratio_fn.__doc__
+    return row
+
+
+def _fitted_bbb(cfg):
+    from skbdl import BayesianMLPRegressor
+
+    X, y = train_data(cfg)
+    X_test, _ = make_data(10_000, cfg.seed + 1)
+    return BayesianMLPRegressor(**SKBDL_FIT, random_state=cfg.seed).fit(X, y), X_test
+
+
+@comparison("j", "BBB predict_uncertainty / MC dropout's (10k rows, 100 draws, 1 thread)", 1.0)
+@_one_thread
+def bbb_predict_vs_mc_dropout(cfg):
+    """Both at their row-a fits: Bayes by Backprop's 100 weight draws (batched matrix
+    products) against MC dropout's 100 dropout masks, summaries included."""
+    from skbdl import MCDropoutRegressor
+
+    bbb, X_test = _fitted_bbb(cfg)
+    X, y = train_data(cfg)
+    mc = MCDropoutRegressor(**SKBDL_FIT, random_state=cfg.seed).fit(X, y)
+    return interleave(
+        lambda: bbb.predict_uncertainty(X_test, n_samples=100),
+        lambda: mc.predict_uncertainty(X_test, n_samples=100),
+        cfg,
+    )
+
+
+def _weight_sampling_loop(bbb, X_test):
+    """``(loop, what)``: 100 forward passes of the trained posterior, each with one
+    weight draw shared by the rows, outputs kept in a list (no summaries), as a
+    bayesian-torch user writes it (``LinearReparameterization`` layers holding the
+    trained means and scales, ``return_kl=False``); a plain torch loop that samples
+    the weights per pass if bayesian-torch is not installed."""
+    import torch
+    from torch.nn import functional as F
+
+    from skbdl.nn import BayesianLinear
+
+    layers = [m for m in bbb.module_.modules() if isinstance(m, BayesianLinear)]
+    X_tensor = torch.tensor(X_test, dtype=torch.float32)
+    try:
+        from bayesian_torch.layers import LinearReparameterization
+    except ImportError:
+        params = [(m.weight_mu, m.weight_sigma, m.bias_mu, m.bias_sigma) for m in layers]
+
+        def forward(x):
+            for i, (w_mu, w_sigma, b_mu, b_sigma) in enumerate(params):
+                weight = w_mu + w_sigma * torch.randn_like(w_mu)
+                x = F.linear(x, weight, b_mu + b_sigma * torch.randn_like(b_mu))
+                x = torch.relu(x) if i < len(params) - 1 else x
+            return x
+
+        what = "B: plain torch loop sampling weights per pass (bayesian-torch not installed)"
+    else:
+        twins = []
+        for m in layers:
+            twin = LinearReparameterization(m.in_features, m.out_features)
+            with torch.no_grad():
+                twin.mu_weight.copy_(m.weight_mu)
+                twin.rho_weight.copy_(m.weight_rho)  # both use sigma = softplus(rho)
+                twin.mu_bias.copy_(m.bias_mu)
+                twin.rho_bias.copy_(m.bias_rho)
+            twins.append(twin.eval())
+
+        def forward(x):
+            for i, twin in enumerate(twins):
+                x = twin(x, return_kl=False)
+                x = torch.relu(x) if i < len(twins) - 1 else x
+            return x
+
+        from importlib.metadata import version
+
+        what = f"B: bayesian-torch {version('bayesian-torch')} LinearReparameterization loop"
+
+    def loop():
+        with torch.no_grad():
+            return [forward(X_tensor) for _ in range(100)]
+
+    return loop, what
+
+
+@comparison("j2", "BBB predict_uncertainty / bayesian-torch loop (10k rows, 100, 1 thread)", 1.0)
+@_one_thread
+def bbb_predict_vs_bayesian_torch(cfg):
+    """skbdl's prediction (summaries included) against a plain loop of the same
+    trained network in bayesian-torch (no summaries)."""
+    bbb, X_test = _fitted_bbb(cfg)
+    loop, what = _weight_sampling_loop(bbb, X_test)
+    ratio = interleave(lambda: bbb.predict_uncertainty(X_test, n_samples=100), loop, cfg)
+    ratio.note = what
+    return ratio
+
+
 # ----------------------------------------------------------------------- running
 #: Rows x features of the large-data rows (``i*``): fits with every setting at its default.
 LARGE = (200_000, 20)
@@ -511,6 +623,8 @@ def run_row(row, cfg, width=66):
             cpu_a = statistics.median(result.numerator_cpu)
             cpu_b = statistics.median(result.denominator_cpu)
             extra += f"  cpu {cpu_a:.2f}/{cpu_b:.2f}={cpu_a / cpu_b:.2f}x"
+        if result.note:
+            extra += f"\n   {result.note}"
     else:
         value = result.value
         cells = (

@@ -416,7 +416,8 @@ _COMMON_DOC = """
         (per member with the joblib strategy).
     predict_batch_size : int, default=None
         Rows times members evaluated in one forward pass at prediction time;
-        ``None`` means 65536.
+        ``None`` chooses for the device: 16384 on the CPU, on CUDA a quarter of the
+        GPU's memory at 32 bytes per row, member and unit of the widest layer.
     device : str or torch.device, default='cpu'
         Where to train and predict, e.g. ``'cuda'``.
     random_state : int, RandomState instance or None, default=None

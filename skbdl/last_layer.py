@@ -3,14 +3,17 @@
 import copy
 import math
 import numbers
+import warnings
 
 import numpy as np
 import torch
 from scipy.optimize import brentq
 from sklearn.base import MetaEstimatorMixin, clone
 from sklearn.frozen import FrozenEstimator
+from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch import NeuralNet
 from torch import nn
@@ -21,6 +24,7 @@ from ._base import (
     BayesianRegressorMixin,
     _seed_from,
 )
+from .nn._views import module_view
 
 __all__ = ["LastLayerBayesianRegressor", "LastLayerLaplaceClassifier"]
 
@@ -29,6 +33,47 @@ _FEATURE_BATCH = 8192
 
 #: Gamma hyper-priors of the evidence maximisation (as in BayesianRidge).
 _HYPER = 1e-6
+
+#: The default network (``estimator=None``), pinned here rather than inherited from
+#: MCDropoutClassifier / MCDropoutRegressor, so that changes to those estimators'
+#: defaults do not change these ones.  A deterministic one-hidden-layer MLP trained
+#: as a MAP estimate: Adam with an L2 penalty of ``_DEFAULT_NETWORK_PRIOR / n_train``
+#: on the mean loss is the gradient of ``sum_n loss_n + prior / 2 |theta|^2`` divided
+#: by ``n_train``, i.e. the posterior mode under a ``N(0, 1 / prior)`` prior on every
+#: weight and bias (the prior of BayesianMLPClassifier's default, ``prior_scale=1``).
+_DEFAULT_NETWORK = dict(
+    hidden_layer_sizes=(50,),
+    activation="relu",
+    dropout=0.0,
+    lr=1e-3,
+    optimizer="adam",
+    batch_size=32,
+    early_stopping=False,
+    calibrate=False,
+)
+_DEFAULT_NETWORK_PRIOR = 1.0
+#: Epochs of the default network: ``_DEFAULT_MAX_EPOCHS``, fewer where that would
+#: exceed ``_DEFAULT_MAX_STEPS`` optimiser steps, at least ``_DEFAULT_MIN_EPOCHS``.
+_DEFAULT_MAX_EPOCHS, _DEFAULT_MAX_STEPS, _DEFAULT_MIN_EPOCHS = 200, 10_000, 10
+
+#: Candidate prior precisions for ``prior_precision='holdout'``: 1e-4 to 1e4, ten per
+#: decade (the range of laplace-torch's ``optimize_prior_precision(method='gridsearch')``).
+_PRIOR_PRECISION_GRID = np.logspace(-4.0, 4.0, 81)
+
+
+def _default_network_params(n_train):
+    """Keyword arguments of the default network for ``n_train`` training rows."""
+    n_train = max(int(n_train), 1)
+    steps_per_epoch = math.ceil(n_train / _DEFAULT_NETWORK["batch_size"])
+    max_epochs = min(
+        _DEFAULT_MAX_EPOCHS,
+        max(_DEFAULT_MIN_EPOCHS, math.ceil(_DEFAULT_MAX_STEPS / steps_per_epoch)),
+    )
+    return dict(
+        _DEFAULT_NETWORK,
+        max_epochs=max_epochs,
+        weight_decay=_DEFAULT_NETWORK_PRIOR / n_train,
+    )
 
 
 # ------------------------------------------------------------------ the network
@@ -57,11 +102,13 @@ class _FeatureNetwork(nn.Module):
 
     ``forward(X)`` runs the network (in eval mode) on ``X`` (first through
     ``transform``, the transformers of a pipeline, if any) and returns, as float64,
-    the input of ``layer`` (captured by a forward pre-hook), i.e. the penultimate
-    features.  The network is never changed.  :meth:`build` runs a float64 copy of
-    it when the network allows (so that the features, and the predictions, do not
-    depend on how rows are batched: float32 matrix products round differently for
-    different batch sizes), else the network itself.
+    the input of ``layer``, i.e. the penultimate features.  The network is never
+    changed: each call runs a view of it in eval mode whose ``layer`` also records
+    its input for that call only (no hooks, so concurrent calls are safe).
+    :meth:`build` runs a float64 copy of it when the network allows (so that the
+    features, and the predictions, do not depend on how rows are batched: float32
+    matrix products round differently for different batch sizes), else the network
+    itself.
     """
 
     def __init__(self, network, layer, transform=None, dtype=torch.float32):
@@ -87,20 +134,26 @@ class _FeatureNetwork(nn.Module):
             rows = self.transform.transform(X.detach().cpu().numpy())
             X = torch.as_tensor(np.asarray(rows), device=X.device)
         captured = []
-
-        def hook(module, inputs):
-            captured.append(inputs[0])
-
-        handle = self.layer.register_forward_pre_hook(hook)
-        try:
-            self.network.eval()
-            with torch.no_grad():
-                self.network(X.to(self.dtype))
-        finally:
-            handle.remove()
+        view = module_view(
+            self.network, lambda m: _RecordInput(m, captured) if m is self.layer else None
+        )
+        with torch.no_grad():
+            view(X.to(self.dtype))
         if not captured:
             raise RuntimeError("The network's forward pass did not call its last layer.")
         return captured[-1].reshape(len(X), -1).to(torch.float64)
+
+
+class _RecordInput(nn.Module):
+    """``layer``, appending its input to ``sink`` (one prediction call's list)."""
+
+    def __init__(self, layer, sink):
+        super().__init__()
+        self.layer, self.sink = layer, sink
+
+    def forward(self, x, *args, **kwargs):
+        self.sink.append(x)
+        return self.layer(x, *args, **kwargs)
 
 
 def _unwrap(estimator):
@@ -138,14 +191,15 @@ class _BaseLastLayer(MetaEstimatorMixin, BaseBayesianNetwork):
     def _make_default_module(self, n_features_in, n_outputs):
         raise NotImplementedError("the network comes from `estimator`")
 
-    def _default_estimator(self, seed):
+    def _default_estimator(self, seed, n_train):
+        """The unfitted default network for ``n_train`` rows (``estimator=None``)."""
         raise NotImplementedError
 
     def _fit_estimator(self, X, y, y_network):
         """The fitted network: ``estimator`` cloned and fitted, or as is if frozen."""
         rng = np.random.RandomState(_seed_from(self.random_state))
         if self.estimator is None:
-            estimator = self._default_estimator(_seed_from(rng))
+            estimator = self._default_estimator(_seed_from(rng), len(X))
         else:
             estimator = clone(self.estimator)  # a FrozenEstimator clones to itself
         if isinstance(estimator, FrozenEstimator):
@@ -159,18 +213,28 @@ class _BaseLastLayer(MetaEstimatorMixin, BaseBayesianNetwork):
             estimator.fit(X, y)
         return estimator, rng
 
-    def _fit(self, X, y):
-        X, y = validate_data(
-            self, X, y, dtype=[np.float64, np.float32], **self._target_validation()
-        )
-        estimator, rng = self._fit_estimator(X, y, self._network_targets(y))
+    def _read_network(self, estimator, X):
+        """``(features_net, features of X, device)`` of a fitted network."""
         network, device, transform = _unwrap(estimator)
         layer = _last_linear(network, self.last_layer)
         X_rows = X.astype(np.float32)  # rounded as at prediction time
         probe = torch.tensor(X_rows[:2], device=device)
         features_net = _FeatureNetwork.build(network, layer, transform, probe)
-        features = self._features(features_net, X_rows, device)
-        head = self._fit_head(features_net, features, y)
+        return features_net, self._features(features_net, X_rows, device), device
+
+    def _select(self, X, y):
+        """Hyper-parameters of the head chosen before the final network is fitted
+        (passed to :meth:`_fit_head`); None by default."""
+        return None
+
+    def _fit(self, X, y):
+        X, y = validate_data(
+            self, X, y, dtype=[np.float64, np.float32], **self._target_validation()
+        )
+        selected = self._select(X, y)
+        estimator, rng = self._fit_estimator(X, y, self._network_targets(y))
+        features_net, features, device = self._read_network(estimator, X)
+        head = self._fit_head(features_net, features, y, selected)
         self.estimator_ = estimator
         self._head = head.to(device).eval()
         self._device_ = device
@@ -204,6 +268,13 @@ class _BaseLastLayer(MetaEstimatorMixin, BaseBayesianNetwork):
         return tags
 
 
+_DEFAULT_NETWORK_DOC = """skbdl's default network, trained as a MAP estimate:
+        ``MCDropout{cls}(hidden_layer_sizes=(50,), dropout=0.0,
+        weight_decay=1 / n_train, batch_size=32, lr=1e-3)`` for 200 epochs (fewer
+        where that would exceed 10 000 steps, at least 10): a deterministic MLP whose
+        weight decay is a ``N(0, 1)`` prior on its weights and biases (these
+        settings are fixed here, not taken from MCDropout{cls}'s defaults)"""
+
 _COMMON_PARAMS = """
     Parameters
     ----------
@@ -222,8 +293,8 @@ _COMMON_PARAMS = """
         Monte Carlo draws of the last-layer weights for :meth:`sample_predictions`
         {mc_use}.
     predict_batch_size : int, default=None
-        Rows times samples evaluated at once at prediction time; ``None`` means
-        65536.
+        Rows times samples evaluated at once at prediction time; ``None`` chooses
+        for the device: 16384 on the CPU, on CUDA from the GPU's memory.
     random_state : int, RandomState instance or None, default=None
         Seeds the default network (when ``estimator`` is None) and the draws of the
         last-layer weights at prediction time.
@@ -272,7 +343,10 @@ class _BayesianLinearHead(nn.Module):
         phi = self.centred(X)
         n_outputs, n_features = self.coef.shape[1], self.coef.shape[0]
         noise = torch.randn(
-            n_samples, n_outputs, n_features, generator=generator, dtype=torch.float64
+            (n_samples, n_outputs, n_features),
+            generator=generator,
+            dtype=torch.float64,
+            device=generator.device,
         )
         noise = noise.to(self.coef.device)
         weights = self.coef.T + torch.einsum("oij,soj->soi", self.cholesky, noise)  # (S, O, F)
@@ -378,8 +452,7 @@ class LastLayerBayesianRegressor(BayesianRegressorMixin, _BaseLastLayer):
     noise precision.
 """
         + _COMMON_PARAMS.format(
-            default="skbdl's default network, ``MCDropoutRegressor(hidden_layer_sizes=(50,),"
-            " dropout=0.0)`` (a deterministic MLP)",
+            default=_DEFAULT_NETWORK_DOC.format(cls="Regressor"),
             mc_use="and for ``predict_uncertainty(X, n_samples=k)``",
         )
         + """    max_iter : int, default=300
@@ -476,15 +549,17 @@ class LastLayerBayesianRegressor(BayesianRegressorMixin, _BaseLastLayer):
         self.predict_batch_size = predict_batch_size
         self.random_state = random_state
 
-    def _default_estimator(self, seed):
+    def _default_estimator(self, seed, n_train):
         from .mc_dropout import MCDropoutRegressor
 
-        return MCDropoutRegressor(hidden_layer_sizes=(50,), dropout=0.0, random_state=seed)
+        return MCDropoutRegressor(
+            **_default_network_params(n_train), likelihood="homoscedastic", random_state=seed
+        )
 
     def _network_targets(self, y):
         return y.reshape(len(y), -1).astype(np.float32)
 
-    def _fit_head(self, features_net, features, y):
+    def _fit_head(self, features_net, features, y, selected=None):
         _, n_outputs = self._prepare_targets(y)  # sets y_mean_, y_scale_
         y_std = (y.reshape(len(y), -1) - self.y_mean_) / self.y_scale_
         feature_mean = features.mean(axis=0)
@@ -514,7 +589,7 @@ class LastLayerBayesianRegressor(BayesianRegressorMixin, _BaseLastLayer):
         return module.moments(X)
 
     def _sample_outputs(self, module, X, n_samples, seed):
-        return module.sample(X, n_samples, torch.Generator().manual_seed(seed))
+        return module.sample(X, n_samples, torch.Generator(device=X.device).manual_seed(seed))
 
 
 # --------------------------------------------------------------- classification
@@ -558,22 +633,29 @@ class _LaplaceHead(nn.Module):
         MacKay's for two classes and, unlike a per-logit one, ignores the posterior
         variance of a shift common to all logits (to which the softmax is blind).
         """
-        mean, cov = self.logit_moments(X)
-        diagonal = cov.diagonal(dim1=1, dim2=2)
-        diff_var = (diagonal[:, :, None] + diagonal[:, None, :] - 2.0 * cov).clamp_min(0.0)
-        diff_mean = mean[:, :, None] - mean[:, None, :]
-        scaled = diff_mean / torch.sqrt(1.0 + math.pi / 8.0 * diff_var)
-        proba = torch.exp(-torch.logsumexp(-scaled, dim=2))
-        return (proba / proba.sum(dim=1, keepdim=True))[None]
+        return torch.exp(_probit_log_proba(*self.logit_moments(X)))[None]
 
     def sample(self, X, n_samples, generator):
         """Logits of ``n_samples`` last layers drawn from the posterior, ``(S, n, C)``."""
         phi = self.augmented(X)
         n_params = self.scale_root.shape[0]
-        noise = torch.randn(n_samples, n_params, generator=generator, dtype=torch.float64)
+        noise = torch.randn(
+            (n_samples, n_params), generator=generator, dtype=torch.float64, device=generator.device
+        )
         weights = self.weight_mean.reshape(-1) + noise.to(phi.device) @ self.scale_root.T
         weights = weights.view(n_samples, *self.weight_mean.shape)
         return torch.einsum("nj,scj->snc", phi, weights)
+
+
+def _probit_log_proba(mean, cov):
+    """Log of the pairwise-probit predictive probabilities (see ``_LaplaceHead.probit``)
+    from logit means ``(n, C)`` and covariances ``(n, C, C)``."""
+    diagonal = cov.diagonal(dim1=1, dim2=2)
+    diff_var = (diagonal[:, :, None] + diagonal[:, None, :] - 2.0 * cov).clamp_min(0.0)
+    diff_mean = mean[:, :, None] - mean[:, None, :]
+    scaled = diff_mean / torch.sqrt(1.0 + math.pi / 8.0 * diff_var)
+    log_unnormalised = -torch.logsumexp(-scaled, dim=2)
+    return log_unnormalised - torch.logsumexp(log_unnormalised, dim=1, keepdim=True)
 
 
 def _ggn_hessian(features, weight_mean):
@@ -651,6 +733,99 @@ def laplace_prior_precision(eigenvalues, weight_mean):
     return math.exp(brentq(gap, low, high, xtol=1e-10))
 
 
+def holdout_prior_precision(features, weight_mean, valid_features, valid_y, grid=None):
+    """The prior precision whose probit predictive best predicts held-out rows.
+
+    For each candidate ``delta`` the Laplace posterior ``N(theta, (H + delta I)^-1)``
+    of a softmax layer with weights ``weight_mean`` (``H``: the GGN Hessian on
+    ``features``, ``y``) gives the pairwise-probit predictive probabilities of the
+    held-out rows; the ``delta`` with the smallest mean negative log-likelihood of
+    ``valid_y`` wins (the first on ties), as laplace-torch's
+    ``optimize_prior_precision(method='gridsearch')`` does with a validation set.
+    One eigendecomposition of ``H`` serves every candidate.
+
+    Parameters
+    ----------
+    features : ndarray of shape (n_rows, n_features)
+        Penultimate features of the rows the network was trained on (the Hessian
+        depends on them through the predicted probabilities only, not the labels).
+    weight_mean : ndarray of shape (n_classes, n_features + 1)
+        The trained last layer, the bias last.
+    valid_features : ndarray of shape (n_valid, n_features)
+        Features of held-out rows, which the network has not seen.
+    valid_y : ndarray of shape (n_valid,)
+        Their class codes, ``0 .. n_classes - 1``.
+    grid : array-like of float, default=None
+        Candidate precisions; ``None`` means ``10**k`` for ``k`` from -4 to 4 in
+        steps of 0.1.
+
+    Returns
+    -------
+    delta : float
+        The chosen precision.
+    nll : ndarray of shape (len(grid),)
+        Mean held-out negative log-likelihood (nats) of every candidate.
+
+    See Also
+    --------
+    LastLayerLaplaceClassifier : Uses it with ``prior_precision='holdout'``.
+    laplace_prior_precision : The marginal-likelihood choice.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbdl.last_layer import holdout_prior_precision
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.randn(300, 2)
+    >>> y = (X[:, 0] + 0.5 * rng.randn(300) > 0).astype(int)  # noisy labels
+    >>> weights = np.array([[-5.0, 0.0, 0.0], [5.0, 0.0, 0.0]])  # overconfident
+    >>> delta, nll = holdout_prior_precision(X[:200], weights, X[200:], y[200:])
+    >>> nll.shape, bool(nll.min() < nll[-1])  # widening the posterior helps here
+    ((81,), True)
+    """
+    grid = _PRIOR_PRECISION_GRID if grid is None else np.asarray(grid, dtype=np.float64)
+    augmented = np.hstack([features, np.ones((len(features), 1))])
+    hessian, _ = _ggn_hessian(augmented, weight_mean)
+    eigenvalues, eigenvectors = np.linalg.eigh(hessian)
+    eigenvalues = torch.as_tensor(np.clip(eigenvalues, 0.0, None))
+    n_classes, width = weight_mean.shape
+    n_params = weight_mean.size
+    basis = torch.as_tensor(eigenvectors).reshape(n_classes, width, n_params)
+    phi = torch.as_tensor(np.hstack([valid_features, np.ones((len(valid_features), 1))]))
+    mean = phi @ torch.as_tensor(weight_mean).T
+    labels = torch.as_tensor(np.asarray(valid_y, dtype=np.int64))
+    total = torch.zeros(len(grid), dtype=torch.float64)
+    rows_per_chunk = max(1, 2**22 // (n_classes * n_params))  # A below: <= 32 MB
+    for start in range(0, len(phi), rows_per_chunk):
+        rows = slice(start, start + rows_per_chunk)
+        # Logit covariance of row n: A_n diag(1 / (e + delta)) A_n^T, A_n = J_n V.
+        A = torch.einsum("nw,cwk->nck", phi[rows], basis)
+        index = torch.arange(len(A))
+        for i, delta in enumerate(grid):
+            cov = (A / (eigenvalues + delta)) @ A.transpose(1, 2)
+            log_proba = _probit_log_proba(mean[rows], cov)
+            total[i] -= log_proba[index, labels[rows]].sum()
+    nll = (total / max(len(phi), 1)).numpy()
+    return float(grid[int(np.argmin(nll))]), nll
+
+
+def _holdout_rows(codes, fraction, seed):
+    """Stratified ``(fit_rows, valid_rows)`` holding out ``fraction`` of the rows, or
+    None when the data are too small for every class to appear on both sides."""
+    n_rows = len(codes)
+    counts = np.bincount(codes)
+    n_valid = math.ceil(n_rows * fraction)
+    n_classes = len(counts)
+    if n_classes < 2 or counts.min() < 2 or min(n_valid, n_rows - n_valid) < n_classes:
+        return None
+    fit_rows, valid_rows = train_test_split(
+        np.arange(n_rows), test_size=n_valid, stratify=codes, random_state=seed
+    )
+    if len(np.unique(codes[fit_rows])) < n_classes:
+        return None
+    return np.sort(fit_rows), np.sort(valid_rows)
+
+
 class LastLayerLaplaceClassifier(BayesianClassifierMixin, _BaseLastLayer):
     __doc__ = (
         """Make a trained network's last layer Bayesian: classification (Laplace).
@@ -658,14 +833,14 @@ class LastLayerLaplaceClassifier(BayesianClassifierMixin, _BaseLastLayer):
     Keeps the trained network, weights and all, and puts a Gaussian posterior on
     its last linear layer by a Laplace approximation around the trained weights:
     covariance ``(H + delta I)^-1`` with ``H`` the generalised Gauss-Newton (here
-    exact) Hessian of the softmax cross-entropy on the training rows and the prior
-    precision ``delta`` maximising the Laplace approximation of the marginal
-    likelihood.  Probabilities average the softmax over that posterior, by the
-    probit approximation or by Monte Carlo (``predictive``).
+    exact) Hessian of the softmax cross-entropy on the training rows and ``delta``
+    the precision of an isotropic Gaussian prior, chosen by the log-likelihood of
+    held-out rows or by the Laplace approximation of the marginal likelihood
+    (``prior_precision``).  Probabilities average the softmax over that posterior,
+    by the probit approximation or by Monte Carlo (``predictive``).
 """
         + _COMMON_PARAMS.format(
-            default="skbdl's default network, ``MCDropoutClassifier(hidden_layer_sizes=(50,),"
-            " dropout=0.0)`` (a deterministic MLP)",
+            default=_DEFAULT_NETWORK_DOC.format(cls="Classifier"),
             mc_use=(
                 "and :meth:`predict_uncertainty`, and for ``predict_proba`` when "
                 "``predictive='mc'``"
@@ -678,9 +853,20 @@ class LastLayerLaplaceClassifier(BayesianClassifierMixin, _BaseLastLayer):
         normalised (deterministic, cheap; MacKay's for two classes); ``'mc'``,
         ``n_samples`` draws of the last layer.  :meth:`predict_uncertainty` always
         uses draws, since its entropy decomposition needs them.
-    prior_precision : float, default=None
-        Precision ``delta`` of the isotropic Gaussian prior on the last layer;
-        ``None`` chooses it by marginal likelihood.
+    prior_precision : {'auto', 'holdout', 'marglik'} or float, default='auto'
+        Precision ``delta`` of the isotropic Gaussian prior on the last layer.
+        ``'holdout'``: hold out ``validation_fraction`` of the rows (stratified),
+        fit a clone of the network on the others, and take the ``delta`` on a grid
+        (``10**-4`` to ``10**4``, ten per decade) whose probit predictive gives the
+        held-out rows the highest log-likelihood; then fit the network on all rows
+        (so it is fitted twice) and use that ``delta``.  Needs a network that
+        ``fit`` trains (not a ``FrozenEstimator``).  ``'marglik'``: maximise the
+        Laplace approximation of the marginal likelihood on the training rows
+        (no held-out rows, one fit).  ``'auto'``: ``'holdout'``, unless the network
+        is a ``FrozenEstimator`` (or the data are too small to hold out a row of
+        every class, with a warning), then ``'marglik'``.  A float fixes it.
+    validation_fraction : float, default=0.2
+        Fraction of the rows held out by ``prior_precision='holdout'``.
 
     Attributes
     ----------
@@ -697,6 +883,8 @@ class LastLayerLaplaceClassifier(BayesianClassifierMixin, _BaseLastLayer):
         Its biases.
     prior_precision_ : float
         The prior precision used.
+    prior_precision_method_ : {'holdout', 'marglik', 'fixed'}
+        How it was chosen.
     posterior_covariance_ : ndarray of shape (n_params, n_params)
         Covariance over the row-major flattening of ``[coef_, intercept_]``
         (``n_params = n_classes * (n_features_last + 1)``).
@@ -717,9 +905,11 @@ class LastLayerLaplaceClassifier(BayesianClassifierMixin, _BaseLastLayer):
     D. J. C. MacKay, "The Evidence Framework Applied to Classification Networks",
     Neural Computation 4(5), 1992 (Laplace approximation, probit predictive).
     A. Kristiadi, M. Hein and P. Hennig, "Being Bayesian, Even Just a Bit, Fixes
-    Overconfidence in ReLU Networks", ICML 2020.
+    Overconfidence in ReLU Networks", ICML 2020 (last-layer Laplace; prior
+    precision tuned on held-out data).
     E. Daxberger et al., "Laplace Redux -- Effortless Bayesian Deep Learning",
-    NeurIPS 2021.
+    NeurIPS 2021 (prior precision by marginal likelihood or by a grid search on
+    validation data).
 
     Examples
     --------
@@ -742,7 +932,11 @@ class LastLayerLaplaceClassifier(BayesianClassifierMixin, _BaseLastLayer):
     _parameter_constraints = {
         **_BaseLastLayer._parameter_constraints,
         "predictive": [StrOptions({"probit", "mc"})],
-        "prior_precision": [None, Interval(numbers.Real, 0, None, closed="neither")],
+        "prior_precision": [
+            StrOptions({"auto", "holdout", "marglik"}),
+            Interval(numbers.Real, 0, None, closed="neither"),
+        ],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
     }
 
     def __init__(
@@ -751,7 +945,8 @@ class LastLayerLaplaceClassifier(BayesianClassifierMixin, _BaseLastLayer):
         *,
         last_layer=None,
         predictive="probit",
-        prior_precision=None,
+        prior_precision="auto",
+        validation_fraction=0.2,
         n_samples=100,
         predict_batch_size=None,
         random_state=None,
@@ -760,26 +955,27 @@ class LastLayerLaplaceClassifier(BayesianClassifierMixin, _BaseLastLayer):
         self.last_layer = last_layer
         self.predictive = predictive
         self.prior_precision = prior_precision
+        self.validation_fraction = validation_fraction
         self.n_samples = n_samples
         self.predict_batch_size = predict_batch_size
         self.random_state = random_state
 
-    def _default_estimator(self, seed):
+    def _default_estimator(self, seed, n_train):
         from .mc_dropout import MCDropoutClassifier
 
-        return MCDropoutClassifier(hidden_layer_sizes=(50,), dropout=0.0, random_state=seed)
+        return MCDropoutClassifier(**_default_network_params(n_train), random_state=seed)
 
     def _network_targets(self, y):
         return np.unique(y, return_inverse=True)[1].astype(np.int64)
 
-    def _fit_head(self, features_net, features, y):
-        y_codes, n_outputs = self._prepare_targets(y)  # sets classes_
-        y_codes = y_codes.numpy()
+    @staticmethod
+    def _layer_weights(features_net, n_classes):
+        """``(weight, bias, [weight, bias])`` of the network's last layer, float64."""
         layer = features_net.layer
-        if layer.out_features != n_outputs:
+        if layer.out_features != n_classes:
             raise ValueError(
                 f"The network's last layer has {layer.out_features} outputs but y has "
-                f"{n_outputs} classes; the output k must score classes_[k]."
+                f"{n_classes} classes; the output k must score classes_[k]."
             )
         weight = layer.weight.detach().to("cpu", torch.float64).numpy()
         bias = (
@@ -787,15 +983,59 @@ class LastLayerLaplaceClassifier(BayesianClassifierMixin, _BaseLastLayer):
             if layer.bias is not None
             else np.zeros(len(weight))
         )
-        weight_mean = np.hstack([weight, bias[:, None]])
+        return weight, bias, np.hstack([weight, bias[:, None]])
+
+    def _select(self, X, y):
+        """``(delta, method)``: the prior precision, or None to maximise the evidence."""
+        if not isinstance(self.prior_precision, str):
+            return float(self.prior_precision), "fixed"
+        frozen = isinstance(self.estimator, FrozenEstimator)
+        if self.prior_precision == "marglik" or (self.prior_precision == "auto" and frozen):
+            return None, "marglik"
+        if frozen:
+            raise ValueError(
+                "prior_precision='holdout' fits the network on part of the rows, but the "
+                "network is a FrozenEstimator; use prior_precision='marglik' or a float, "
+                "or pass the unfitted network."
+            )
+        check_classification_targets(y)
+        codes = np.unique(y, return_inverse=True)[1]
+        if codes.max(initial=0) < 1:
+            return None, "marglik"  # one class: fitting the network says so
+        seed = _seed_from(np.random.RandomState(_seed_from(self.random_state)))
+        split = _holdout_rows(codes, self.validation_fraction, seed)
+        if split is None:
+            message = (
+                f"Too few rows to hold out validation_fraction={self.validation_fraction} "
+                "of them with every class on both sides"
+            )
+            if self.prior_precision == "holdout":
+                raise ValueError(message + "; use prior_precision='marglik' or a float.")
+            warnings.warn(
+                message + "; prior_precision chosen by marginal likelihood.", stacklevel=2
+            )
+            return None, "marglik"
+        fit_rows, valid_rows = split
+        estimator, _ = self._fit_estimator(
+            X[fit_rows], y[fit_rows], self._network_targets(y[fit_rows])
+        )
+        features_net, features, device = self._read_network(estimator, X[fit_rows])
+        _, _, weight_mean = self._layer_weights(features_net, codes.max() + 1)
+        valid = self._features(features_net, X[valid_rows].astype(np.float32), device)
+        delta, _ = holdout_prior_precision(features, weight_mean, valid, codes[valid_rows])
+        return delta, "holdout"
+
+    def _fit_head(self, features_net, features, y, selected=None):
+        y_codes, n_outputs = self._prepare_targets(y)  # sets classes_
+        y_codes = y_codes.numpy()
+        weight, bias, weight_mean = self._layer_weights(features_net, n_outputs)
         augmented = np.hstack([features, np.ones((len(features), 1))])
         hessian, proba = _ggn_hessian(augmented, weight_mean)
         eigenvalues, eigenvectors = np.linalg.eigh(hessian)
         eigenvalues = np.clip(eigenvalues, 0.0, None)
-        if self.prior_precision is None:
+        delta, method = selected if selected is not None else (None, "marglik")
+        if delta is None:
             delta = laplace_prior_precision(eigenvalues, weight_mean)
-        else:
-            delta = float(self.prior_precision)
         inverse_root = eigenvectors / np.sqrt(eigenvalues + delta)
         covariance = inverse_root @ inverse_root.T
         observed = np.clip(proba[np.arange(len(y_codes)), y_codes], 1e-300, None)
@@ -809,11 +1049,12 @@ class LastLayerLaplaceClassifier(BayesianClassifierMixin, _BaseLastLayer):
         )
         self.coef_, self.intercept_ = weight, bias
         self.prior_precision_ = delta
+        self.prior_precision_method_ = method
         self.posterior_covariance_ = covariance
         return _LaplaceHead(features_net, weight_mean, covariance, inverse_root)
 
     def _sample_outputs(self, module, X, n_samples, seed):
-        return module.sample(X, n_samples, torch.Generator().manual_seed(seed))
+        return module.sample(X, n_samples, torch.Generator(device=X.device).manual_seed(seed))
 
     def _probit_samples(self, module, X, n_samples, seed):
         return module.probit(X)

@@ -103,8 +103,8 @@ class PBPRegressor(BayesianRegressorMixin, BaseBayesianNetwork):
         Extra skorch callbacks (or ``(name, callback)`` pairs) called at the start
         and end of training and of every epoch (there are no batches).
     predict_batch_size : int, default=None
-        Rows times samples evaluated at once at prediction time; ``None`` means
-        65536.
+        Rows times samples evaluated at once at prediction time; ``None`` chooses
+        for the device: 16384 on the CPU, on CUDA from the GPU's memory.
     device : str or torch.device, default='cpu'
         Where prediction runs.  Training always runs on the CPU: it is a sequence
         of small per-row updates.
@@ -286,6 +286,10 @@ class PBPRegressor(BayesianRegressorMixin, BaseBayesianNetwork):
         return mean, module.noise_variance().expand_as(mean), epistemic
 
     def _sample_outputs(self, module, X, n_samples, seed):
-        generator = torch.Generator().manual_seed(seed)
+        # Weights drawn on the device, the same for every chunk (re-seeded per chunk).
+        generator = torch.Generator(device=X.device).manual_seed(seed)
         mean = module.sample_outputs(X, n_samples, generator)
         return mean, module.noise_variance().expand_as(mean)
+
+    def _activation_width(self, module, n_features_in):
+        return max(n_features_in, *(max(shape) for shape in module.layer_shapes))

@@ -24,7 +24,7 @@ from skbdl.nn import (
     GaussianRegressionModule,
     ScaleMixturePrior,
     kl_divergence,
-    shared_weight_samples,
+    sampled_network,
 )
 from skbdl.nn._fast_bayesian import make_fast_elbo_step
 
@@ -104,26 +104,35 @@ def test_local_reparameterisation_has_the_weight_sampling_distribution():
     with torch.no_grad():
         local = layer.train()(x.repeat(100_000, 1))
         layer.eval()
-        with shared_weight_samples(layer, n_samples=100_000, seed=0):
-            shared = layer(x.repeat(100_000, 1))
+        shared = sampled_network(layer, n_samples=100_000, seed=0)(x.repeat(100_000, 1))
     for out in (local, shared):
         torch.testing.assert_close(out.mean(0, keepdim=True), expected_mean, atol=0.02, rtol=0)
         torch.testing.assert_close(out.var(0, keepdim=True), expected_var, atol=0, rtol=0.03)
-    # eval mode outside the sampling context: the posterior means
+    # eval mode, and the layer itself is unchanged by the view: the posterior means
     torch.testing.assert_close(layer(x).detach(), expected_mean)
 
 
-def test_shared_weight_samples_do_not_depend_on_the_rows():
+def test_sampled_network_draws_do_not_depend_on_the_rows():
     torch.manual_seed(0)
     net = BayesianMLP(2, 1, hidden_layer_sizes=(8,)).eval()
     X = torch.randn(6, 2)
 
-    def sample(rows):
-        with torch.no_grad(), shared_weight_samples(net, n_samples=4, seed=3):
-            return net(rows.repeat(4, 1)).reshape(4, len(rows))
+    def sample(rows, seed=3):
+        with torch.no_grad():
+            return sampled_network(net, n_samples=4, seed=seed)(rows.repeat(4, 1)).reshape(4, -1)
 
     torch.testing.assert_close(sample(X)[:, 2:4], sample(X[2:4]))
     assert sample(X).std(0).min() > 0  # the draws differ
+    assert not torch.equal(sample(X), sample(X, seed=4))
+    # One view serves any number of chunks with the same draws.
+    view = sampled_network(net, n_samples=4, seed=3)
+    with torch.no_grad():
+        chunks = [view(X[i : i + 2].repeat(4, 1)).reshape(4, 2) for i in (0, 2, 4)]
+    torch.testing.assert_close(torch.cat(chunks, dim=1), sample(X))
+    # The network itself is untouched: still the posterior means, in eval mode.
+    assert not any(m.training for m in net.modules())
+    means = net.output(net.features(X))
+    torch.testing.assert_close(net(X), means)
 
 
 # ----------------------------------------------------- hand-written gradients
@@ -206,6 +215,8 @@ def test_no_hidden_layer_recovers_the_exact_mean_field_posterior():
         batch_size=n,
         lr=0.05,
         callbacks=[LRScheduler(policy="CosineAnnealingLR", T_max=epochs)],
+        likelihood="homoscedastic",  # the conjugate model: one learned noise variance
+        calibrate=False,  # the posterior of all n rows, untouched
         random_state=0,
     ).fit(X, y)
     assert_allclose(est.y_mean_, 0, atol=1e-12)
@@ -370,7 +381,11 @@ def test_user_module_with_bayesian_layers(clf_data, reg_data):
     assert clf.score(*clf_data) > 0.7
     assert clf.predict_uncertainty(clf_data[0]).epistemic.max() > 0
     reg = BayesianMLPRegressor(
-        module=TwoLayerBayesianNet(1, 1), max_epochs=5, n_samples=10, random_state=0
+        module=TwoLayerBayesianNet(1, 1),
+        likelihood="homoscedastic",  # the module outputs one value per target
+        max_epochs=5,
+        n_samples=10,
+        random_state=0,
     ).fit(*reg_data)
     assert reg.predict_uncertainty(reg_data[0][:5]).epistemic_var.min() > 0
 

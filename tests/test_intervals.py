@@ -30,6 +30,7 @@ def fitted():
         lr=0.01,
         batch_size=100,
         n_samples=30,
+        calibrate=False,  # the interval maths on a model as trained (see test_calibration)
         random_state=0,
     )
     return est.fit(X, y)

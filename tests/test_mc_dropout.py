@@ -1,6 +1,7 @@
 """Behaviour and maths of MCDropoutClassifier and MCDropoutRegressor."""
 
 import copy
+import math
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV
 from skorch.callbacks import Callback, LRScheduler
 from torch import nn
+from torch.nn import functional as F
 
 from skbdl import DivergenceError, MCDropoutClassifier, MCDropoutRegressor
 from skbdl.uncertainty import decompose_classification, decompose_regression
@@ -708,3 +710,76 @@ def test_named_callback_is_reachable(clf_data):
         **{**FAST, "max_epochs": 3}, callbacks=[("count", CountEpochs())], random_state=0
     ).fit(*clf_data)
     assert dict(clf.net_.callbacks_)["count"].count == 3
+
+
+# ------------------------------------------------ other dropout layers, the view
+@pytest.mark.parametrize("p", [0.1, 0.3])
+def test_alpha_dropout_masks_keep_torchs_alpha_dropout_distribution(p):
+    from skbdl.mc_dropout import mc_dropout_view
+
+    x = torch.randn(1, 20_000, dtype=torch.float64)  # one row: the mask is per sample
+    view = mc_dropout_view(nn.Sequential(nn.AlphaDropout(p)).eval(), 50, seed=0, device="cpu")
+    out = view(x.repeat(50, 1))
+    reference = F.alpha_dropout(x.repeat(50, 1), p, training=True)
+    # Each unit is either kept (an affine map of x) or set to the saturation value...
+    alpha = 1.7580993408473766
+    a = 1.0 / math.sqrt((alpha**2 * p + 1) * (1 - p))
+    kept = torch.isclose(out, a * x + alpha * a * p)
+    dropped = torch.isclose(out, torch.full_like(out, -alpha * a * (1 - p)))
+    assert bool((kept | dropped).all())
+    assert abs(dropped.double().mean().item() - p) < 0.01
+    # ... and a standard normal input keeps mean 0 and variance 1, as torch's does.
+    for values in (out, reference):
+        assert abs(values.mean().item()) < 0.02
+        assert abs(values.var().item() - 1.0) < 0.03
+
+
+class SeluNet(nn.Module):
+    def __init__(self, n_features_in, n_outputs):
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Linear(n_features_in, 16),
+            nn.SELU(),
+            nn.AlphaDropout(0.2),
+            nn.Linear(16, 16),
+            nn.SELU(),
+            nn.FeatureAlphaDropout(0.2),
+            nn.Linear(16, n_outputs),
+        )
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+def test_alpha_dropout_network_predictions_do_not_depend_on_the_batch(clf_data):
+    X, y = clf_data
+    clf = MCDropoutClassifier(module=SeluNet, **FAST, random_state=0).fit(X, y)
+    full = clf.predict_uncertainty(X)
+    assert full.epistemic.max() > 0
+    assert_allclose(clf.predict_proba(X[5:9]), full.proba[5:9], rtol=1e-6, atol=1e-9)
+    small = copy.deepcopy(clf).set_params(predict_batch_size=7)
+    assert_allclose(small.predict_uncertainty(X).total, full.total, rtol=1e-6, atol=1e-9)
+
+
+def test_unknown_dropout_layers_run_on_the_seeded_global_generator(reg_data):
+    class OwnDropout(nn.modules.dropout._DropoutNd):
+        def forward(self, x):
+            return F.dropout(x, self.p, self.training)
+
+    class Net(nn.Module):
+        def __init__(self, n_features_in, n_outputs):
+            super().__init__()
+            self.hidden, self.drop = nn.Linear(n_features_in, 16), OwnDropout(0.3)
+            self.out = nn.Linear(16, n_outputs)
+
+        def forward(self, x):
+            return self.out(self.drop(torch.relu(self.hidden(x))))
+
+    X, y = reg_data
+    reg = MCDropoutRegressor(module=Net, **FAST, random_state=0).fit(X, y)
+    torch_state = torch.get_rng_state()
+    u = reg.predict_uncertainty(X)
+    assert torch.equal(torch.get_rng_state(), torch_state)  # forked, then restored
+    assert (u.epistemic_var > 0).all()
+    assert_array_equal(reg.predict_uncertainty(X).epistemic_var, u.epistemic_var)
+    assert not reg.module_.drop.training  # a copy ran in train mode, not the layer

@@ -5,8 +5,10 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from numpy.testing import assert_allclose
 
+from skbdl._reductions import classification_summaries, proba_samples, regression_summaries
 from skbdl.uncertainty import (
     ClassificationUncertainty,
     RegressionUncertainty,
@@ -315,3 +317,57 @@ def test_regression_uncertainty_std_properties_and_frozen():
     assert_allclose(u.epistemic_std, [3.0])
     with pytest.raises(dataclasses.FrozenInstanceError):
         u.mean = np.array([0.0])
+
+
+# ------------------------------------- the torch reductions against this reference
+# Prediction reduces draws on the estimator's device with skbdl._reductions; the
+# numpy functions above are the independent reference they must reproduce.
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("temperature", [1.0, 0.3, 4.0])
+def test_torch_classification_summaries_match_the_numpy_reference(seed, temperature):
+    rng = np.random.RandomState(seed)
+    n_classes = rng.randint(2, 6)
+    scale = rng.choice([0.1, 1.0, 10.0, 60.0])  # up to saturated softmaxes (exact 0 and 1)
+    logits = (scale * rng.randn(rng.randint(1, 30), 40, n_classes)).astype(np.float32)
+    proba, total, aleatoric, epistemic = (
+        t.numpy() for t in classification_summaries(torch.from_numpy(logits), temperature)
+    )
+    scaled = logits.astype(np.float64) / temperature
+    samples = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
+    samples /= samples.sum(axis=-1, keepdims=True)
+    ref = decompose_classification(samples)
+    assert_allclose(proba, ref[0] / ref[0].sum(axis=1, keepdims=True), rtol=1e-12, atol=1e-15)
+    assert_allclose(total, ref[1], rtol=1e-10, atol=1e-13)
+    assert_allclose(aleatoric, ref[2], rtol=1e-10, atol=1e-13)
+    assert_allclose(epistemic, ref[3], rtol=1e-8, atol=1e-12)
+    assert (epistemic >= 0).all()
+    assert_allclose(proba_samples(torch.from_numpy(logits), temperature).numpy(), samples)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_torch_regression_summaries_match_the_numpy_reference(seed):
+    rng = np.random.RandomState(seed)
+    shape = (rng.randint(1, 30), 40, rng.randint(1, 3))
+    # means far from zero with a small spread: the variance is a small difference
+    means = (rng.choice([0.0, 1e3]) + rng.randn(*shape)).astype(np.float32)
+    variances = rng.gamma(2.0, 0.5, size=shape).astype(np.float32)
+    mean, aleatoric, epistemic = (
+        t.numpy()
+        for t in regression_summaries((torch.from_numpy(means), torch.from_numpy(variances)))
+    )
+    ref_mean, ref_total, ref_aleatoric, ref_epistemic = decompose_regression(means, variances)
+    assert_allclose(mean, ref_mean, rtol=1e-13)
+    assert_allclose(aleatoric, ref_aleatoric, rtol=1e-13)
+    assert_allclose(epistemic, ref_epistemic, rtol=1e-9, atol=1e-12)
+    assert_allclose(aleatoric + epistemic, ref_total, rtol=1e-12)
+
+
+def test_torch_summaries_are_per_row():
+    # A row's summaries do not depend on the rows reduced with it (chunking), up to
+    # the last bits (vectorised sums group terms by the tensor's shape).
+    rng = np.random.RandomState(0)
+    logits = torch.from_numpy(rng.randn(20, 50, 3))
+    whole = classification_summaries(logits)
+    parts = [classification_summaries(logits[:, i : i + 7]) for i in range(0, 50, 7)]
+    for k, full in enumerate(whole):
+        assert_allclose(torch.cat([p[k] for p in parts]).numpy(), full.numpy(), rtol=1e-13)

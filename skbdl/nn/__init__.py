@@ -7,7 +7,7 @@ from ._bayesian import (
     Prior,
     ScaleMixturePrior,
     kl_divergence,
-    shared_weight_samples,
+    sampled_network,
 )
 from ._ensemble import (
     EnsembleCrossEntropyLoss,
@@ -28,7 +28,7 @@ __all__ = [
     "Prior",
     "ScaleMixturePrior",
     "kl_divergence",
-    "shared_weight_samples",
+    "sampled_network",
     "MLP",
     "EnsembleCrossEntropyLoss",
     "EnsembleGaussianNLLLoss",

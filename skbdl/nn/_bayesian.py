@@ -15,14 +15,16 @@ of Blundell et al. 2015).  It has three forward modes:
   Wen et al. 2018, also decorrelates rows but costs the same two products plus sign
   vectors and its per-row samples are only pseudo-independent; the local trick is exact
   for dense layers, so skbdl uses it.)
-* Monte Carlo prediction (inside :func:`shared_weight_samples`): ``n_samples``
-  complete weight matrices are drawn from an explicitly seeded generator, and sample
-  ``s`` uses the same weights for every row (one coherent network per sample, so
-  predictions do not depend on which rows are batched together).
-* evaluation otherwise (``module.eval()``): the posterior means.
+* evaluation (``module.eval()``): the posterior means.
+
+Monte Carlo prediction uses :func:`sampled_network`: a view of the network in which
+every layer holds ``n_samples`` complete weight draws, made at once on the weights'
+device from explicitly seeded generators, and applies draw ``s`` to every row by a
+batched matrix product (one coherent network per draw, so a row's prediction does
+not depend on which rows are batched with it, and the fitted network is never
+changed, so concurrent predictions cannot disturb each other).
 """
 
-import contextlib
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -32,6 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._mlp import ACTIVATIONS
+from ._views import DrawnNetwork, Draws, in_place_layers, module_view
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -232,10 +235,10 @@ class BayesianLinear(nn.Module):
     variational inference: every weight has a mean ``mu`` and a standard deviation
     ``softplus(rho)``.  In training mode the layer samples its outputs with the local
     reparameterisation trick (one independent weight draw per row, exact for the
-    mean-field posterior); in eval mode it uses the posterior means; inside
-    :func:`shared_weight_samples` it evaluates ``n_samples`` whole weight draws at
-    once.  Add :func:`kl_divergence` of the network, divided by the number of
-    training rows, to the mean loss over a mini-batch to train by the ELBO.
+    mean-field posterior); in eval mode it uses the posterior means;
+    :func:`sampled_network` evaluates ``n_samples`` whole weight draws at once.  Add
+    :func:`kl_divergence` of the network, divided by the number of training rows, to
+    the mean loss over a mini-batch to train by the ELBO.
 
     Parameters
     ----------
@@ -299,7 +302,6 @@ class BayesianLinear(nn.Module):
         else:
             self.register_parameter("bias_mu", None)
             self.register_parameter("bias_rho", None)
-        self._shared = None  # (n_samples, seed) inside shared_weight_samples
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -337,29 +339,12 @@ class BayesianLinear(nn.Module):
         return kl
 
     def forward(self, x):
-        if self._shared is not None:
-            return self._forward_shared(x, *self._shared)
         if not self.training:
             return F.linear(x, self.weight_mu, self.bias_mu)
         mean = F.linear(x, self.weight_mu, self.bias_mu)
         bias_var = None if self.bias_rho is None else self.bias_sigma.square()
         var = F.linear(x.square(), self.weight_sigma.square(), bias_var)
         return mean + (var + _VAR_EPS).sqrt() * torch.randn_like(mean)
-
-    def _forward_shared(self, x, n_samples, seed):
-        # x holds n_samples copies of the rows, sample-major; sample s uses weights s.
-        generator = torch.Generator().manual_seed(seed)
-        shape = (n_samples, self.in_features, self.out_features)
-        eps = torch.randn(shape, generator=generator).to(x.device, x.dtype)
-        weights = torch.addcmul(self.weight_mu.t(), self.weight_sigma.t(), eps)
-        grouped = x.reshape(n_samples, -1, self.in_features)
-        if self.bias_mu is None:
-            out = torch.bmm(grouped, weights)
-        else:
-            eps = torch.randn((n_samples, 1, self.out_features), generator=generator)
-            bias = torch.addcmul(self.bias_mu, self.bias_sigma, eps.to(x.device, x.dtype))
-            out = torch.baddbmm(bias, grouped, weights)
-        return out.reshape(*x.shape[:-1], self.out_features)
 
     def extra_repr(self):
         return (
@@ -408,15 +393,48 @@ def kl_divergence(module):
     return kl
 
 
-@contextlib.contextmanager
-def shared_weight_samples(module, n_samples, seed):
-    """Evaluate ``n_samples`` weight draws of every Bayesian layer in one pass.
+class _SampledLinear(nn.Module):
+    """A :class:`BayesianLinear` layer's ``draws.n_samples`` weight draws, applied by
+    a batched matrix product: copy ``s`` of the rows (sample-major) uses the ``s``-th
+    of the draws being evaluated."""
 
-    Inside the context, the module's input must hold the rows repeated ``n_samples``
-    times, sample-major (``X.repeat(n_samples, 1)``), and every
-    :class:`BayesianLinear` layer applies weight draw ``s`` to copy ``s`` of the rows.
-    Draws come from generators seeded by ``seed`` and each layer's position, so they
-    do not depend on the rows: a row's prediction is the same in any batch.
+    def __init__(self, layer, draws, generator):
+        super().__init__()
+        n_samples, mu = draws.n_samples, layer.weight_mu
+        factory = dict(generator=generator, device=generator.device, dtype=mu.dtype)
+        eps = torch.randn((n_samples, layer.in_features, layer.out_features), **factory)
+        # (n_samples, in, out): x @ weight[s] is F.linear(x, draw s)
+        self.weight = torch.addcmul(mu.t(), layer.weight_sigma.t(), eps.to(mu.device))
+        self.bias = None
+        if layer.bias_mu is not None:
+            eps = torch.randn((n_samples, 1, layer.out_features), **factory)
+            self.bias = torch.addcmul(layer.bias_mu, layer.bias_sigma, eps.to(mu.device))
+        self.draws, self.in_features = draws, layer.in_features
+
+    def forward(self, x):
+        grouped = x.reshape(len(self.draws), -1, self.in_features)
+        weight = self.draws.select(self.weight)
+        if self.bias is None:
+            out = torch.bmm(grouped, weight)
+        else:
+            out = torch.baddbmm(self.draws.select(self.bias), grouped, weight)
+        return out.reshape(*x.shape[:-1], out.shape[-1])
+
+
+def sampled_network(module, n_samples, seed, device=None):
+    """The network with ``n_samples`` weight draws of every Bayesian layer fixed.
+
+    Returns a view of ``module`` (which is not changed, and shares its parameters
+    with the view) whose input must hold the rows repeated ``n_samples`` times,
+    sample-major (``X.repeat(n_samples, 1)``): every :class:`BayesianLinear` layer
+    applies weight draw ``s`` to copy ``s`` of the rows, by one batched matrix
+    product over the draws; every other module is in eval mode.  The draws are made
+    when the view is built, all at once, on ``device``, from generators seeded by
+    ``seed`` and each layer's position: they do not depend on the rows, so a row's
+    prediction is the same in any batch, and the view can be applied to any number
+    of row chunks.  Each draw is a whole network (a function-space sample), unlike
+    the local reparameterisation of training, which draws independent
+    pre-activations per row.
 
     Parameters
     ----------
@@ -427,6 +445,15 @@ def shared_weight_samples(module, n_samples, seed):
         Number of weight draws.
     seed : int
         Seed of the draws.
+    device : torch.device or str, default=None
+        Where to draw (the generators' device); ``None``: each layer's device.
+
+    Returns
+    -------
+    view : torch.nn.Module
+        Holds ``n_samples * n_parameters`` drawn weights.  Its ``sample(X)`` method
+        returns the outputs of every draw for rows ``X``, shape ``(n_samples,
+        n_rows, ...)``.
 
     See Also
     --------
@@ -435,22 +462,28 @@ def shared_weight_samples(module, n_samples, seed):
     Examples
     --------
     >>> import torch
-    >>> from skbdl.nn import BayesianMLP, shared_weight_samples
-    >>> net = BayesianMLP(2, 1, hidden_layer_sizes=(8,)).eval()
+    >>> from skbdl.nn import BayesianMLP, sampled_network
+    >>> net = BayesianMLP(2, 1, hidden_layer_sizes=(8,))
     >>> X = torch.randn(5, 2)
-    >>> with torch.no_grad(), shared_weight_samples(net, n_samples=3, seed=0):
-    ...     out = net(X.repeat(3, 1)).reshape(3, 5, 1)
+    >>> with torch.no_grad():
+    ...     out = sampled_network(net, n_samples=3, seed=0)(X.repeat(3, 1)).reshape(3, 5, 1)
     >>> out.shape
     torch.Size([3, 5, 1])
     """
-    layers = bayesian_layers(module)
-    for index, layer in enumerate(layers):
-        layer._shared = (int(n_samples), int(seed) + 7919 * index)
-    try:
-        yield
-    finally:
-        for layer in layers:
-            layer._shared = None
+    index = {id(layer): i for i, layer in enumerate(bayesian_layers(module))}
+    draws = Draws(int(n_samples))
+    in_place = in_place_layers(module, (BayesianMLP,))
+
+    def replace(layer):
+        if id(layer) in in_place:
+            return nn.ReLU(inplace=True)
+        if id(layer) not in index:
+            return None
+        where = layer.weight_mu.device if device is None else device
+        generator = torch.Generator(device=where).manual_seed(int(seed) + 7919 * index[id(layer)])
+        return _SampledLinear(layer, draws, generator)
+
+    return DrawnNetwork(module_view(module, replace), draws)
 
 
 class BayesianMLP(nn.Module):

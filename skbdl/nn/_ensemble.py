@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn.utils import skip_init
 
 from ._mlp import ACTIVATIONS, MLP, GaussianRegressionModule
+from ._views import functional_copy
 
 
 def _broadcast_members(x, n_members):
@@ -263,6 +264,10 @@ class VmapEnsemble(nn.Module):
 
     def forward(self, x):
         template = self._template[0]
+        if not self.training:
+            # functional_call swaps tensors into the module it runs: give it a copy,
+            # so that concurrent predictions never see each other's tensors.
+            template = functional_copy(template)
 
         def member(params, buffers, x):
             return torch.func.functional_call(template, (params, buffers), (x,))

@@ -293,15 +293,20 @@ class PBPNetwork(nn.Module):
         X : torch.Tensor of shape (n_rows, n_features_in)
         n_samples : int
         generator : torch.Generator, default=None
-            Source of the weight draws (on the CPU); the draws do not depend on
-            ``X``.
+            Source of the weight draws, made on its device (on the weights'
+            device without one); the draws do not depend on ``X``.
 
         Returns
         -------
         mean_samples : torch.Tensor of shape (n_samples, n_rows, n_outputs), float64
         """
+        device = self.weight_mean.device if generator is None else generator.device
         noise = torch.randn(
-            n_samples, len(self.weight_mean), generator=generator, dtype=torch.float64
+            n_samples,
+            len(self.weight_mean),
+            generator=generator,
+            dtype=torch.float64,
+            device=device,
         )
         weights = self.weight_mean + self.weight_var.sqrt() * noise.to(self.weight_mean.device)
         h = X.to(torch.float64).expand(n_samples, *X.shape)

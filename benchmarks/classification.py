@@ -103,7 +103,8 @@ def _skbdl(class_name):
         cls = getattr(skbdl, class_name, None)
         if cls is None:
             raise ImportError(f"skbdl does not export {class_name}", name=class_name)
-        return cls(random_state=seed)
+        params = {"verbose": 0} if "verbose" in cls().get_params() else {}
+        return cls(random_state=seed, **params)  # defaults; no progress bars in workers
 
     build.__name__ = f"_build_{class_name}"
     return build
@@ -119,6 +120,11 @@ METHODS = {
     "last_layer_laplace": (
         "LastLayerLaplaceClassifier",
         _skbdl("LastLayerLaplaceClassifier"),
+        True,
+    ),
+    "hyper_deep_ensemble": (
+        "HyperDeepEnsembleClassifier",
+        _skbdl("HyperDeepEnsembleClassifier"),
         True,
     ),
 }

@@ -220,12 +220,13 @@ _COMMON_DOC = """
     calibrate : bool or 'auto', default='auto'
         Hold out ``validation_fraction`` of the training rows, train on the rest,
         recalibrate the predictive distribution on the held-out rows by maximum
-        likelihood, then retrain the network on all rows (same seeds) and keep the
-        recalibration: a classifier divides every draw's logits by a temperature
+        likelihood, then (below 10 000 rows) retrain the network on all rows (same
+        seeds) and keep the recalibration: a classifier divides every draw's logits by a temperature
         (``temperature_``), a regressor scales its predictive standard deviation by
         one factor per target (``calibration_scale_``).  Every prediction method
-        reflects it.  Training costs twice as much.  With ``early_stopping`` the
-        held-out rows serve both and there is no retraining.  ``'auto'``: only
+        reflects it.  Below 10 000 rows training costs twice as much.  With
+        ``early_stopping`` the held-out rows serve both and there is no
+        retraining.  ``'auto'``: only
         when the held-out rows number at least 20 (200 training rows at the default
         ``validation_fraction``).
     validation_fraction : float, default=0.1

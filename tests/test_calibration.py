@@ -200,3 +200,13 @@ def test_validation_fraction_too_large_for_tiny_data_is_a_clear_error():
     X, y = heteroscedastic_data(3, 5)
     with pytest.raises(ValueError, match="validation_fraction"):
         MCDropoutRegressor(**FAST, calibrate=True, validation_fraction=0.1).fit(X[:1], y[:1])
+
+
+def test_large_data_keeps_the_network_trained_without_the_held_out_rows(monkeypatch):
+    import skbdl._base
+
+    X, y = heteroscedastic_data(100, 7)
+    monkeypatch.setattr(skbdl._base, "RETRAIN_MAX_ROWS", 100)  # 100 rows count as large
+    model = MCDropoutRegressor(**FAST, calibrate=True, random_state=0).fit(X, y)
+    assert model.history_[-1]["train_batch_count"] == int(np.ceil(90 / model.batch_size_))
+    assert model.calibration_scale_[0] != 1.0

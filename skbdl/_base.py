@@ -85,6 +85,36 @@ AUTO_BATCH_MIN, AUTO_BATCH_MAX, AUTO_BATCH_DIVISOR = 32, 256, 64
 #: ``AUTO_MIN_EPOCHS`` and at most ``AUTO_MAX_EPOCHS`` (docs/defaults.md).
 AUTO_STEPS, AUTO_MIN_EPOCHS, AUTO_MAX_EPOCHS = 20_000, 10, 400
 
+#: Parameter docs shared by the trained estimators' docstrings (numpydoc entries).
+TRAINING_BUDGET_DOC = """    max_epochs : int or 'auto', default='auto'
+        Number of passes over the training data.  ``'auto'``: 400, or fewer where
+        400 epochs would take more than 20 000 optimisation steps (at least 10), so
+        small data sets are trained long enough and large ones not for hours; the
+        value used is ``max_epochs_`` (chosen on the UCI sets: see the user guide's
+        "Defaults" page).
+    batch_size : int or 'auto', default='auto'
+        Mini-batch size for training (of each member, for ensembles).  ``'auto'``:
+        32 up to 2 048 training rows, then ``n_train // 64`` up to 256; the value
+        used is ``batch_size_``.
+"""
+CALIBRATION_DOC = """    calibrate : bool or 'auto', default='auto'
+        Hold out ``validation_fraction`` of the training rows, train on the rest,
+        recalibrate the predictive distribution on the held-out rows by maximum
+        likelihood, then (below 10 000 rows) retrain the network on all rows (same
+        seeds) and keep the recalibration: a classifier divides every draw's logits by a temperature
+        (``temperature_``), a regressor scales its predictive standard deviation by
+        one factor per target (``calibration_scale_``).  Every prediction method
+        reflects it.  Below 10 000 rows training costs twice as much.  With
+        ``early_stopping`` the held-out rows serve both and there is no
+        retraining.  ``'auto'``: only
+        when the held-out rows number at least 20 (200 training rows at the default
+        ``validation_fraction``).
+    validation_fraction : float, default=0.1
+        Fraction of the training rows held out when ``early_stopping`` or
+        ``calibrate`` is True (the same rows serve both); stratified by class for
+        classifiers where every class has two rows.
+"""
+
 #: ``calibrate='auto'`` recalibrates when ``validation_fraction`` of the rows is at least
 #: this many rows (a factor fitted on fewer rows is too noisy to trust).
 AUTO_CALIBRATION_MIN_ROWS = 20

@@ -6,7 +6,13 @@ import numbers
 from sklearn.utils._param_validation import Interval, StrOptions
 from skorch.callbacks import Callback
 
-from ._base import BaseBayesianNetwork, BayesianClassifierMixin, BayesianRegressorMixin
+from ._base import (
+    CALIBRATION_DOC,
+    TRAINING_BUDGET_DOC,
+    BaseBayesianNetwork,
+    BayesianClassifierMixin,
+    BayesianRegressorMixin,
+)
 from ._net import SkbdlNet as _SkbdlNet
 from .nn import BayesianMLP, GaussianPrior, Prior, ScaleMixturePrior
 from .nn._bayesian import bayesian_layers, kl_divergence, sampled_network
@@ -137,7 +143,8 @@ class _BaseBayesByBackprop(BaseBayesianNetwork):
         return module.sample(X)
 
 
-_COMMON_DOC = """
+_COMMON_DOC = (
+    """
     Parameters
     ----------
     module : torch.nn.Module class or instance, default=None
@@ -178,17 +185,9 @@ _COMMON_DOC = """
     kl_annealing_epochs : int or None, default=0
         Ramp the KL term's weight linearly from 0 in the first epoch to
         ``kl_weight`` after this many epochs.  0 or None: no annealing.
-    max_epochs : int or 'auto', default='auto'
-        Number of passes over the training data.  ``'auto'``: 400, or fewer where
-        400 epochs would take more than 20 000 optimisation steps (at least 10), so
-        small data sets are trained long enough and large ones not for hours; the
-        value used is ``max_epochs_`` (chosen on the UCI sets: see the user guide's
-        "Defaults" page).
-    batch_size : int or 'auto', default='auto'
-        Mini-batch size for training (of each member, for ensembles).  ``'auto'``:
-        32 up to 2 048 training rows, then ``n_train // 64`` up to 256; the value
-        used is ``batch_size_``.
-    lr : float, default=3e-3
+"""
+    + TRAINING_BUDGET_DOC
+    + """    lr : float, default=3e-3
         Learning rate (Adam's; chosen on the UCI sets, docs/defaults.md).
     weight_decay : float, default=0.0
         L2 penalty passed to the optimizer, on top of the prior (usually left at 0).
@@ -200,23 +199,9 @@ _COMMON_DOC = """
         Hold out ``validation_fraction`` of the training data and stop when the
         validation loss (negative ELBO per example, at the posterior means) has not
         improved for ``n_iter_no_change`` epochs, restoring the best weights.
-    calibrate : bool or 'auto', default='auto'
-        Hold out ``validation_fraction`` of the training rows, train on the rest,
-        recalibrate the predictive distribution on the held-out rows by maximum
-        likelihood, then (below 10 000 rows) retrain the network on all rows (same
-        seeds) and keep the recalibration: a classifier divides every draw's logits by a temperature
-        (``temperature_``), a regressor scales its predictive standard deviation by
-        one factor per target (``calibration_scale_``).  Every prediction method
-        reflects it.  Below 10 000 rows training costs twice as much.  With
-        ``early_stopping`` the held-out rows serve both and there is no
-        retraining.  ``'auto'``: only
-        when the held-out rows number at least 20 (200 training rows at the default
-        ``validation_fraction``).
-    validation_fraction : float, default=0.1
-        Fraction of the training rows held out when ``early_stopping`` or
-        ``calibrate`` is True (the same rows serve both); stratified by class for
-        classifiers where every class has two rows.
-    n_iter_no_change : int, default=10
+"""
+    + CALIBRATION_DOC
+    + """    n_iter_no_change : int, default=10
         Patience of early stopping, in epochs.
     callbacks : list of skorch callbacks, default=None
         Extra skorch callbacks (or ``(name, callback)`` pairs), e.g. an
@@ -237,6 +222,7 @@ _COMMON_DOC = """
         longer than 5 seconds (estimated as it runs), else silent; 0: silent; 1: a
         progress bar; 2: skorch's table per epoch.
 """
+)
 
 _ATTRIBUTES_DOC = """
     net_ : skbdl._net.SkbdlNet

@@ -100,20 +100,34 @@ TRAINING_BUDGET_DOC = """    max_epochs : int or 'auto', default='auto'
 CALIBRATION_DOC = """    calibrate : bool or 'auto', default='auto'
         Hold out ``validation_fraction`` of the training rows, train on the rest,
         recalibrate the predictive distribution on the held-out rows by maximum
-        likelihood, then (below 10 000 rows) retrain the network on all rows (same
-        seeds) and keep the recalibration: a classifier divides every draw's logits by a temperature
-        (``temperature_``), a regressor scales its predictive standard deviation by
-        one factor per target (``calibration_scale_``).  Every prediction method
-        reflects it.  Below 10 000 rows training costs twice as much.  With
-        ``early_stopping`` the held-out rows serve both and there is no
-        retraining.  ``'auto'``: only
-        when the held-out rows number at least 20 (200 training rows at the default
+        likelihood, then (below 10 000 rows) retrain the network on all rows with
+        the same seeds, keeping the recalibration: a classifier divides every
+        draw's logits by a temperature (``temperature_``), a regressor scales its
+        predictive standard deviation by one factor per target
+        (``calibration_scale_``).  Every prediction method reflects it.  Below
+        10 000 rows training costs twice as much.  With ``early_stopping`` the
+        held-out rows serve both and there is no retraining.  ``'auto'``: only when
+        the held-out rows number at least 20 (200 training rows at the default
         ``validation_fraction``).
     validation_fraction : float, default=0.1
         Fraction of the training rows held out when ``early_stopping`` or
         ``calibrate`` is True (the same rows serve both); stratified by class for
         classifiers where every class has two rows.
 """
+
+#: Fitted attributes every trained estimator's docstring lists (numpydoc entries).
+TRAINING_ATTRIBUTES_DOC = """
+    batch_size_ : int
+        The mini-batch size used (``batch_size``, resolved).
+    max_epochs_ : int
+        The number of epochs trained for (``max_epochs``, resolved)."""
+CLASSIFIER_CALIBRATION_ATTRIBUTES_DOC = """
+    temperature_ : float
+        Temperature dividing every draw's logits (1 when not recalibrated)."""
+REGRESSOR_CALIBRATION_ATTRIBUTES_DOC = """
+    calibration_scale_ : ndarray of shape (n_outputs_,)
+        Factor on the predictive standard deviation per target (ones when not
+        recalibrated)."""
 
 #: ``calibrate='auto'`` recalibrates when ``validation_fraction`` of the rows is at least
 #: this many rows (a factor fitted on fewer rows is too noisy to trust).

@@ -8,6 +8,9 @@ from skorch.callbacks import Callback
 
 from ._base import (
     CALIBRATION_DOC,
+    CLASSIFIER_CALIBRATION_ATTRIBUTES_DOC,
+    REGRESSOR_CALIBRATION_ATTRIBUTES_DOC,
+    TRAINING_ATTRIBUTES_DOC,
     TRAINING_BUDGET_DOC,
     BaseBayesianNetwork,
     BayesianClassifierMixin,
@@ -290,6 +293,8 @@ class BayesianMLPClassifier(BayesianClassifierMixin, _BaseBayesByBackprop):
     ----------
     classes_ : ndarray of shape (n_classes,)
         Class labels."""
+        + CLASSIFIER_CALIBRATION_ATTRIBUTES_DOC
+        + TRAINING_ATTRIBUTES_DOC
         + _ATTRIBUTES_DOC
         + """
     See Also
@@ -401,6 +406,8 @@ class BayesianMLPRegressor(BayesianRegressorMixin, _BaseBayesByBackprop):
         Target means used for standardisation.
     y_scale_ : ndarray of shape (n_outputs_,)
         Target standard deviations used for standardisation."""
+        + REGRESSOR_CALIBRATION_ATTRIBUTES_DOC
+        + TRAINING_ATTRIBUTES_DOC
         + _ATTRIBUTES_DOC
         + """
     See Also

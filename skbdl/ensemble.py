@@ -24,6 +24,9 @@ from torch import nn
 from . import _net
 from ._base import (
     CALIBRATION_DOC,
+    CLASSIFIER_CALIBRATION_ATTRIBUTES_DOC,
+    REGRESSOR_CALIBRATION_ATTRIBUTES_DOC,
+    TRAINING_ATTRIBUTES_DOC,
     TRAINING_BUDGET_DOC,
     BaseBayesianNetwork,
     BayesianClassifierMixin,
@@ -463,6 +466,8 @@ class DeepEnsembleClassifier(BayesianClassifierMixin, _BaseDeepEnsemble):
     ----------
     classes_ : ndarray of shape (n_classes,)
         Class labels."""
+        + CLASSIFIER_CALIBRATION_ATTRIBUTES_DOC
+        + TRAINING_ATTRIBUTES_DOC
         + _ATTRIBUTES_DOC
         + """
     See Also
@@ -571,6 +576,8 @@ class DeepEnsembleRegressor(BayesianRegressorMixin, _BaseDeepEnsemble):
         Target means used for standardisation.
     y_scale_ : ndarray of shape (n_outputs_,)
         Target standard deviations used for standardisation."""
+        + REGRESSOR_CALIBRATION_ATTRIBUTES_DOC
+        + TRAINING_ATTRIBUTES_DOC
         + _ATTRIBUTES_DOC
         + """
     See Also

@@ -13,6 +13,9 @@ from torch import nn
 
 from ._base import (
     CALIBRATION_DOC,
+    CLASSIFIER_CALIBRATION_ATTRIBUTES_DOC,
+    REGRESSOR_CALIBRATION_ATTRIBUTES_DOC,
+    TRAINING_ATTRIBUTES_DOC,
     TRAINING_BUDGET_DOC,
     BaseBayesianNetwork,
     BayesianClassifierMixin,
@@ -274,6 +277,8 @@ class MCDropoutClassifier(BayesianClassifierMixin, _BaseMCDropout):
     ----------
     classes_ : ndarray of shape (n_classes,)
         Class labels."""
+        + CLASSIFIER_CALIBRATION_ATTRIBUTES_DOC
+        + TRAINING_ATTRIBUTES_DOC
         + _ATTRIBUTES_DOC
         + """
     See Also
@@ -371,6 +376,8 @@ class MCDropoutRegressor(BayesianRegressorMixin, _BaseMCDropout):
         Target means used for standardisation.
     y_scale_ : ndarray of shape (n_outputs_,)
         Target standard deviations used for standardisation."""
+        + REGRESSOR_CALIBRATION_ATTRIBUTES_DOC
+        + TRAINING_ATTRIBUTES_DOC
         + _ATTRIBUTES_DOC
         + """
     See Also

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
-from scipy.stats import norm
 
 from skbdl import HyperDeepEnsembleClassifier, HyperDeepEnsembleRegressor
 from skbdl._base import NOISE_LR_FACTOR
@@ -98,7 +97,7 @@ def test_member_hyperparameters_match_separate_training():
         likelihood="homoscedastic",
         random_state=0,
     ).fit(X, y)
-    X_t = torch.tensor((X - 0.0), dtype=torch.float32)
+    X_t = torch.tensor(X, dtype=torch.float32)
     y_t = torch.tensor((y - init.y_mean_) / init.y_scale_, dtype=torch.float32)[:, None]
     for m in range(2):
         module = StackedGaussianRegressionModule(
@@ -156,7 +155,7 @@ def test_refit_false_keeps_the_selected_population_members():
     assert np.all(np.isfinite(held_out_ll))
 
 
-def test_calibrated_hyper_ensemble_covers_better_than_nominal_bounds():
+def test_calibrated_hyper_ensemble_intervals_cover_new_rows():
     X, y = regression_data(400, 1)
     X_test, y_test = regression_data(2000, 2)
     est = HyperDeepEnsembleRegressor(**FAST, calibrate=True, random_state=0).fit(X, y)
@@ -164,7 +163,7 @@ def test_calibrated_hyper_ensemble_covers_better_than_nominal_bounds():
     low, high = est.predict_interval(X_test, confidence=0.9).T
     assert 0.8 < np.mean((y_test >= low) & (y_test <= high)) <= 1.0
     _, std = est.predict(X_test[:5], return_std=True)
-    assert np.all(std > 0) and norm.ppf(0.95) > 0
+    assert np.all(std > 0)
 
 
 def test_classifier_with_string_labels():

@@ -1,6 +1,10 @@
 """skbdl.metrics: hand-computed values, known identities, statistical checks, scorers."""
 
+import ast
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -152,7 +156,8 @@ def test_crps_mixture_chunks_give_the_same_answer(monkeypatch):
     rng = np.random.RandomState(2)
     y, means, var = rng.randn(50, 2), rng.randn(8, 50, 2), rng.uniform(0.1, 1, (8, 50, 2))
     whole = crps_gaussian_mixture(y, means, var)  # one chunk
-    monkeypatch.setattr(metrics, "_CRPS_PAIRS_PER_CHUNK", 3 * 8**2)  # 3 entries per chunk
+    # 3 entries per chunk
+    monkeypatch.setattr(metrics._regression, "_CRPS_PAIRS_PER_CHUNK", 3 * 8**2)
     assert crps_gaussian_mixture(y, means, var) == pytest.approx(whole)
     assert crps_gaussian_mixture(y, np.tile(means, (3, 1, 1)), np.tile(var, (3, 1, 1))) == (
         pytest.approx(whole)
@@ -562,3 +567,59 @@ def test_scorers_in_cross_validate_with_a_skbdl_classifier_pipeline():
     )
     for key in ("test_nll", "test_ece", "test_brier"):
         assert np.all(np.isfinite(scores[key])) and np.all(scores[key] <= 0)
+
+
+# ------------------------------------------------------------ package layout
+METRICS_DIR = Path(metrics.__file__).parent
+#: What a metric module may import from skbdl: other metric modules, the pure
+#: uncertainty functions.  Never an estimator, torch or skorch.
+ALLOWED_SKBDL_IMPORTS = {"skbdl.uncertainty"}
+
+
+def _skbdl_imports(path):
+    """Absolute names of the skbdl modules (and torch/skorch) a source file imports."""
+    package = "skbdl.metrics"
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                module = f"{base}.{node.module}" if node.module else base
+                names.add(module)
+                if not node.module:  # from . import x
+                    names |= {f"{base}.{alias.name}" for alias in node.names}
+            else:
+                names.add(node.module)
+    return {n for n in names if n.split(".")[0] in ("skbdl", "torch", "skorch")}
+
+
+@pytest.mark.parametrize("path", sorted(METRICS_DIR.glob("*.py")), ids=lambda p: p.name)
+def test_metric_modules_import_no_estimator(path):
+    imported = _skbdl_imports(path)
+    bad = {n for n in imported if not n.startswith("skbdl.metrics")} - ALLOWED_SKBDL_IMPORTS
+    assert not bad, f"skbdl/metrics/{path.name} imports {sorted(bad)}"
+
+
+def test_import_skbdl_metrics_loads_no_estimator_torch_or_skorch():
+    # skbdl/__init__.py imports the estimators, so a plain "import skbdl.metrics" would
+    # load them whatever skbdl.metrics does.  Bypass it: register a bare "skbdl"
+    # package whose __path__ is the source folder, then import skbdl.metrics in a
+    # fresh interpreter and list what it loaded.
+    code = f"""
+import sys, types
+package = types.ModuleType("skbdl")
+package.__path__ = [{str(METRICS_DIR.parent)!r}]
+sys.modules["skbdl"] = package
+import skbdl.metrics
+assert skbdl.metrics.rmse([0.0, 0.0], [3.0, -4.0]) > 3.5
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("skbdl", "torch", "skorch")))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    loaded = set(ast.literal_eval(result.stdout.strip().splitlines()[-1]))
+    assert "skbdl.metrics._scorers" in loaded  # the bypass did import the package
+    bad = {m for m in loaded if m != "skbdl" and not m.startswith("skbdl.metrics")}
+    assert bad <= ALLOWED_SKBDL_IMPORTS, f"import skbdl.metrics loaded {sorted(bad)}"

@@ -6,12 +6,13 @@ import time
 
 import numpy as np
 import torch
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
 
-from ._base import BaseBayesianNetwork, BayesianRegressorMixin
+from ._base import BasePredictor, BayesianRegressorMixin
 from ._net import DivergenceCheck
-from .nn import GaussianNLLLoss
+from ._training import progress_callbacks, table_options, validate_hidden_layer_sizes
 from .nn._pbp import ADFTrainer, PBPNetwork
 
 
@@ -27,9 +28,10 @@ def _gamma_prior(value):
 class _PBPNet(NeuralNet):
     """A skorch net whose training loop is PBP's, not gradient descent.
 
-    ``fit(X, y)`` runs ``max_epochs`` passes of assumed density filtering over the
-    rows (one update per row) each followed by an EP refinement of the prior
-    factors.  Callbacks see the usual events (``on_train_begin``,
+    skorch supplies the callbacks, the history and the progress bar; there is no
+    criterion and no optimizer to build.  ``fit(X, y)`` runs ``max_epochs`` passes
+    of assumed density filtering over the rows (one update per row) each followed
+    by an EP refinement of the prior factors.  Callbacks see the usual events (``on_train_begin``,
     ``on_epoch_begin``, ``on_epoch_end``, ``on_train_end``; no batch events), and
     the history records ``train_loss`` (the mean ``-log Z`` of the pass) and ``dur``.
     """
@@ -38,9 +40,11 @@ class _PBPNet(NeuralNet):
         super().__init__(*args, **kwargs)
         self.seed = seed
 
+    def initialize_criterion(self, *args, **kwargs):
+        return self  # PBP's objective lives in ADFTrainer
+
     def initialize_optimizer(self, *args, **kwargs):
-        self.optimizer_ = None  # no gradient descent
-        return self
+        return self  # no gradient descent
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         X = torch.as_tensor(X).to("cpu", torch.float64).numpy()
@@ -61,7 +65,7 @@ class _PBPNet(NeuralNet):
         return self
 
 
-class PBPRegressor(BayesianRegressorMixin, BaseBayesianNetwork):
+class PBPRegressor(BayesianRegressorMixin, BasePredictor):
     """Regressor trained by probabilistic backpropagation (PBP).
 
     A ReLU network with a factorised Gaussian posterior over its weights and Gamma
@@ -192,31 +196,16 @@ class PBPRegressor(BayesianRegressorMixin, BaseBayesianNetwork):
     """
 
     _parameter_constraints = {
-        **{
-            k: v
-            for k, v in BaseBayesianNetwork._parameter_constraints.items()
-            if k
-            in (
-                "hidden_layer_sizes",
-                "max_epochs",
-                "n_samples",
-                "callbacks",
-                "predict_batch_size",
-                "device",
-                "random_state",
-                "verbose",
-            )
-        },
+        **BasePredictor._parameter_constraints,
+        "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
         "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
         "noise_precision_prior": ["array-like"],
         "weight_precision_prior": ["array-like"],
+        "callbacks": [None, list],
+        "verbose": [StrOptions({"auto"}), "verbose"],
     }
 
     _closed_form_moments = True
-
-    #: Rows per update: PBP's updates are per row (read by the base to choose the
-    #: thread count; not a parameter).
-    batch_size = 1
 
     def __init__(
         self,
@@ -244,41 +233,61 @@ class PBPRegressor(BayesianRegressorMixin, BaseBayesianNetwork):
         self.verbose = verbose
 
     # ------------------------------------------------------------- training
-    def _make_default_module(self, n_features_in, n_outputs):
+    def _check_priors(self):
         for name in ("noise_precision_prior", "weight_precision_prior"):
             if not _gamma_prior(getattr(self, name)):
                 raise ValueError(
                     f"{name} must be a (shape, rate) pair with shape > 1 and rate > 0; "
                     f"got {getattr(self, name)!r}."
                 )
-        return PBPNetwork(
-            n_features_in,
+
+    def _fit(self, X, y):
+        self._check_priors()
+        hidden_layer_sizes = validate_hidden_layer_sizes(self.hidden_layer_sizes)
+        X, _, X_tensor, y_tensor, n_outputs, seed, device = self._validate_training_data(X, y)
+        module = PBPNetwork(
+            X.shape[1],
             n_outputs,
-            hidden_layer_sizes=self._validate_hidden_layer_sizes(),
+            hidden_layer_sizes=hidden_layer_sizes,
             noise_precision_prior=self.noise_precision_prior,
             weight_precision_prior=self.weight_precision_prior,
+            generator=torch.Generator().manual_seed(seed),
         )
-
-    def _train_network(self, X, y, n_outputs, seed, device):
-        module = self._make_default_module(X.shape[1], n_outputs)
-        callbacks = [("divergence_check", DivergenceCheck()), *self._progress_callbacks()]
-        callbacks += copy.deepcopy(self.callbacks or [])
+        callbacks = [
+            ("divergence_check", DivergenceCheck()),
+            *progress_callbacks(self, self.max_epochs),
+            *copy.deepcopy(self.callbacks or []),
+        ]
         net = _PBPNet(
             module,
-            criterion=GaussianNLLLoss,
+            criterion=None,
             max_epochs=self.max_epochs,
             train_split=None,
             callbacks=callbacks,
             device=device,
             seed=seed,
-            **self._table_options(),
+            **table_options(self.verbose),
         )
-        net.fit(X, y)
+        net.fit(X_tensor, y_tensor)
+        self.net_ = net
+        self.history_ = net.history
+        self.n_iter_ = len(net.history)
+        self.loss_curve_ = [float(v) for v in net.history[:, "train_loss"]]
         self.noise_variance_ = net.module_.noise_variance().cpu().numpy() * self.y_scale_**2
-        return net
+        self._reset_calibration()
+        return self
 
-    def _body(self, module):
-        return module
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "net_")
+
+    def _prediction_module(self):
+        return self.net_.module_, torch.device(self.net_.device)
+
+    @property
+    def module_(self):
+        """The fitted posterior (:class:`~skbdl.nn.PBPNetwork`)."""
+        check_is_fitted(self)
+        return self.net_.module_
 
     # ----------------------------------------------------------- prediction
     def _predictive_moments(self, module, X, n_samples, seed):

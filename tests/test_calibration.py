@@ -203,10 +203,10 @@ def test_validation_fraction_too_large_for_tiny_data_is_a_clear_error():
 
 
 def test_large_data_keeps_the_network_trained_without_the_held_out_rows(monkeypatch):
-    import skbdl._base
+    import skbdl._training
 
     X, y = heteroscedastic_data(100, 7)
-    monkeypatch.setattr(skbdl._base, "RETRAIN_MAX_ROWS", 100)  # 100 rows count as large
+    monkeypatch.setattr(skbdl._training, "RETRAIN_MAX_ROWS", 100)  # 100 rows count as large
     model = MCDropoutRegressor(**FAST, calibrate=True, random_state=0).fit(X, y)
     assert model.history_[-1]["train_batch_count"] == int(np.ceil(90 / model.batch_size_))
     assert model.calibration_scale_[0] != 1.0

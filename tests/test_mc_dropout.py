@@ -655,14 +655,14 @@ def test_verbose_auto_shows_a_bar_only_for_long_fits(reg_data, capfd, monkeypatc
 
     import tqdm.auto
 
-    import skbdl._base
+    import skbdl._training
 
     # The default: a 3-epoch fit takes far less than AUTO_PROGRESS_SECONDS: silent.
     MCDropoutRegressor(**{**FAST, "max_epochs": 3}, random_state=0).fit(*reg_data)
     assert capfd.readouterr() == ("", "")
     # A fit expected to take longer shows the bar, with the loss named (redrawn at
     # every epoch here: these epochs are shorter than tqdm's refresh interval).
-    monkeypatch.setattr(skbdl._base, "AUTO_PROGRESS_SECONDS", 0.0)
+    monkeypatch.setattr(skbdl._training, "AUTO_PROGRESS_SECONDS", 0.0)
     monkeypatch.setattr("tqdm.auto.tqdm", functools.partial(tqdm.auto.tqdm, mininterval=0))
     MCDropoutRegressor(**{**FAST, "max_epochs": 3}, random_state=0).fit(*reg_data)
     err = capfd.readouterr().err

@@ -247,4 +247,5 @@ def test_skorch_callbacks_and_progress_bar():
     X, y = toy_1d(30)
     reg = PBPRegressor(callbacks=[("count", CountEpochs())], verbose=1, **FAST).fit(X, y)
     assert dict(reg.net_.callbacks_)["count"].epochs_ == FAST["max_epochs"]
-    assert reg.net_.optimizer_ is None  # no gradient descent
+    assert not hasattr(reg.net_, "optimizer_")  # no gradient descent
+    assert not hasattr(reg.net_, "criterion_")  # PBP has no criterion

@@ -78,7 +78,6 @@ BAD_X = [
     pytest.param(lambda X: _with(X, 5, 2, -np.inf), ValueError, "infinity", id="-inf"),
     pytest.param(lambda X: sp.csr_matrix(X), TypeError, "[Ss]parse", id="sparse"),
     pytest.param(lambda X: X[:, 0], ValueError, "2D array", id="1d"),
-    pytest.param(lambda X: X[:, :, None], ValueError, "dim 3", id="3d"),
     pytest.param(lambda X: X.astype(complex), ValueError, "[Cc]omplex", id="complex"),
     pytest.param(lambda X: np.full(X.shape, "a"), ValueError, "convert", id="strings"),
 ]

@@ -170,6 +170,8 @@ class PBPNetwork(nn.Module):
         Shape and rate of the Gamma prior on each output's noise precision.
     weight_precision_prior : tuple of float, default=(6.0, 6.0)
         Shape and rate of the Gamma prior on the weights' prior precision.
+    generator : torch.Generator, default=None
+        Draws the initial weight means (torch's global generator when None).
 
     Attributes
     ----------
@@ -205,6 +207,7 @@ class PBPNetwork(nn.Module):
         hidden_layer_sizes=(50,),
         noise_precision_prior=(6.0, 6.0),
         weight_precision_prior=(6.0, 6.0),
+        generator=None,
     ):
         super().__init__()
         widths = [int(n_features_in), *map(int, hidden_layer_sizes), int(n_outputs)]
@@ -216,7 +219,7 @@ class PBPNetwork(nn.Module):
         f64 = dict(dtype=torch.float64)
         # Initial means as in the paper's code: N(0, 1 / (n_in + 1)) per entry.
         means = [
-            torch.randn(shape, **f64) * scale
+            torch.randn(shape, generator=generator, **f64) * scale
             for shape, scale in zip(self.layer_shapes, self.scales)
         ]
         self.register_buffer("weight_mean", torch.cat([m.reshape(-1) for m in means]))

@@ -11,7 +11,8 @@ import sys
 from collections.abc import Callable
 from typing import NamedTuple
 
-from . import __version__, _demo, _uci
+from . import __version__, _demo
+from .benchmark import _cli as _benchmark_cli
 
 
 class Command(NamedTuple):
@@ -33,8 +34,8 @@ COMMANDS = {
     ),
     "benchmark": Command(
         help="benchmark suites; `uci`: test RMSE and log-likelihood on the UCI splits",
-        add_arguments=_uci.add_arguments,
-        run=_uci.run,
+        add_arguments=_benchmark_cli.add_arguments,
+        run=_benchmark_cli.run,
     ),
 }
 

@@ -9,6 +9,8 @@ import pytest
 
 import skbdl
 import skbdl.active
+import skbdl.adversarial
+import skbdl.benchmark
 import skbdl.datasets
 import skbdl.metrics
 import skbdl.nn
@@ -24,7 +26,9 @@ MODULES = [
     skbdl.metrics,
     skbdl.plotting,
     skbdl.active,
+    skbdl.adversarial,
     skbdl.datasets,
+    skbdl.benchmark,
 ]
 
 

@@ -10,8 +10,9 @@ import pytest
 from scipy.stats import norm
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 
-from skbdl import MCDropoutRegressor, _uci
+from skbdl import MCDropoutRegressor, benchmark
 from skbdl.__main__ import main
+from skbdl.benchmark import _published, _report
 from skbdl.datasets import list_uci_datasets, load_uci_split, read_uci_settings, uci_n_splits
 from skbdl.metrics import gaussian_mixture_nll, gaussian_nll, rmse
 
@@ -155,13 +156,36 @@ def test_metric_shape_errors():
 
 # ------------------------------------------------------------------- harness
 def test_published_table_is_parsed():
-    assert _uci.published_value(_uci._PUBLISHED["ll"]["Boston"]["MCD"]) == (-2.46, 0.06)
-    assert _uci.published_value(_uci._PUBLISHED["rmse"]["Year"]["PBP"]) == (8.879, None)
-    assert _uci.published_value(_uci._PUBLISHED["rmse"]["Year"]["MCD-grid"]) is None
-    assert _uci.published_name("bostonHousing") == "Boston"
-    assert _uci.published_name("protein-tertiary-structure") == "Protein"
-    assert _uci.format_mean_se(-2.4567, 0.061) == "−2.46±0.06"
-    assert _uci.format_mean_se(0.6301, 0.0092) == "0.630±0.009"
+    published, value = benchmark.PUBLISHED_RESULTS, _published.published_value
+    assert value(published["ll"]["Boston"]["MCD"]) == (-2.46, 0.06)
+    assert value(published["rmse"]["Year"]["PBP"]) == (8.879, None)
+    assert value(published["rmse"]["Year"]["MCD-grid"]) is None
+    assert _published.published_name("bostonHousing") == "Boston"
+    assert _published.published_name("protein-tertiary-structure") == "Protein"
+    assert _report.format_mean_se(-2.4567, 0.061) == "−2.46±0.06"
+    assert _report.format_mean_se(0.6301, 0.0092) == "0.630±0.009"
+
+
+def test_published_tables_are_complete_package_data():
+    # Both tables cover the same ten data sets, every cell of every column parses,
+    # and the JSON file ships with the package (pyproject.toml's package-data).
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    published = benchmark.PUBLISHED_RESULTS
+    assert set(published) == {"rmse", "ll"}
+    assert list(published["rmse"]) == list(published["ll"])
+    assert len(published["ll"]) == 10
+    for rows in published.values():
+        for cells in rows.values():
+            assert tuple(cells) == benchmark.PUBLISHED_COLUMNS
+            for text in cells.values():
+                parsed = _published.published_value(text)
+                assert parsed is None or all(math.isfinite(v) for v in parsed if v is not None)
+    root = Path(__file__).resolve().parents[1]
+    config = tomllib.loads((root / "pyproject.toml").read_text())
+    package_data = config["tool"]["setuptools"]["package-data"]
+    assert "published_uci.json" in package_data["skbdl.benchmark"]
+    assert (root / "skbdl" / "benchmark" / "published_uci.json").is_file()
 
 
 def _read_csv(path):
@@ -207,16 +231,16 @@ def test_default_protocol_uses_the_folder_architecture_and_the_training_statisti
             seen["X_mean"], seen["X_std"] = X.mean(axis=0), X.std(axis=0)
             return super().fit(X, y)
 
-    spec = _uci.MethodSpec(Spy, params={"n_samples": 5})
-    _uci.register_method("spy", spec)
+    spec = benchmark.MethodSpec(Spy, params={"n_samples": 5})
+    benchmark.register_method("spy", spec)
     try:
-        rows = _uci.run_uci_benchmark(
+        rows = benchmark.run_uci_benchmark(
             tmp_path / "toy", methods=["spy"], epochs="paper", params={"lr": 0.005}, progress=False
         )
         with pytest.raises(ValueError, match=r"no parameters \['nope'\]"):
-            _uci.run_uci_benchmark(tmp_path / "toy", methods=["spy"], params={"nope": 1})
+            benchmark.run_uci_benchmark(tmp_path / "toy", methods=["spy"], params={"nope": 1})
     finally:
-        del _uci.METHODS["spy"]
+        del benchmark.METHODS["spy"]
     assert rows[0]["status"] == "ok"
     assert seen["hidden"] == (8,) and seen["epochs"] == 2  # n_hidden.txt, n_epochs.txt
     assert seen["lr"] == 0.005 and '"lr": 0.005' in rows[0]["params"]
@@ -230,7 +254,7 @@ def _broken(**params):
 
 def test_a_failing_split_is_reported_not_dropped(tmp_path, capsys):
     _write_folder(tmp_path / "data" / "toy", n_splits=2)
-    _uci.register_method("broken", _uci.MethodSpec(_broken))
+    benchmark.register_method("broken", benchmark.MethodSpec(_broken))
     try:
         out = tmp_path / "uci.csv"
         status = main(
@@ -240,7 +264,7 @@ def test_a_failing_split_is_reported_not_dropped(tmp_path, capsys):
             ]
         )  # fmt: skip
     finally:
-        del _uci.METHODS["broken"]
+        del benchmark.METHODS["broken"]
     assert status == 1
     rows = _read_csv(out)
     broken = [r for r in rows if r["method"] == "broken"]
@@ -258,12 +282,12 @@ def test_a_failing_split_is_reported_not_dropped(tmp_path, capsys):
 
 def test_registry_rejects_duplicates_and_unknown_names(tmp_path):
     with pytest.raises(ValueError, match="already registered"):
-        _uci.register_method("mc_dropout", _uci.METHODS["mc_dropout"])
+        benchmark.register_method("mc_dropout", benchmark.METHODS["mc_dropout"])
     _write_folder(tmp_path / "toy", n_splits=1)
     with pytest.raises(ValueError, match="Unknown methods"):
-        _uci.run_uci_benchmark(tmp_path, methods=["nope"], progress=False)
+        benchmark.run_uci_benchmark(tmp_path, methods=["nope"], progress=False)
     with pytest.raises(ValueError, match="No data set 'nope'"):
-        _uci.run_uci_benchmark(tmp_path, datasets=["nope"], progress=False)
+        benchmark.run_uci_benchmark(tmp_path, datasets=["nope"], progress=False)
 
 
 @pytest.mark.skipif(not (SHARED_UCI / "yacht").is_dir(), reason="shared UCI data absent")
@@ -285,23 +309,23 @@ def test_command_on_one_real_split(tmp_path):
 # ------------------------------------------------------------ tabular baselines
 def test_gp_method_runs_on_a_tiny_folder_and_is_scored_like_the_networks(tmp_path):
     _write_folder(tmp_path / "toy", n_rows=40, n_splits=2)
-    rows = _uci.run_uci_benchmark(tmp_path / "toy", methods=["gp"], progress=False)
+    rows = benchmark.run_uci_benchmark(tmp_path / "toy", methods=["gp"], progress=False)
     assert [r["status"] for r in rows] == ["ok", "ok"]
     for row in rows:
         assert all(math.isfinite(row[k]) for k in ("rmse", "ll", "coverage90"))
         # One Gaussian: its mixture LL, its Gaussian LL and the reported LL coincide.
         assert row["ll"] == row["ll_gaussian"] == pytest.approx(row["ll_mixture"], rel=1e-12)
         assert row["rmse"] < 1.0  # a linear target with noise 0.1, std about 3.7
-    spec = _uci.METHODS["gp"]
+    spec = benchmark.METHODS["gp"]
     assert (spec.ll, spec.hidden_param, spec.epochs_param) == ("gaussian", None, None)
-    assert spec.max_train_rows == _uci.GP_MAX_TRAIN_ROWS
+    assert spec.max_train_rows == benchmark.GP_MAX_TRAIN_ROWS
 
 
 def test_gaussian_baseline_sample_predictions_are_one_gaussian_in_original_units():
     rng = np.random.RandomState(0)
     X = rng.uniform(-2, 2, size=(40, 2))
     y = 1000.0 + 50.0 * np.sin(X[:, 0]) + 5.0 * rng.normal(size=40)
-    gp = _uci.GaussianProcessBaseline(random_state=0).fit(X, y)
+    gp = benchmark.GaussianProcessBaseline(random_state=0).fit(X, y)
     mean_samples, var_samples = gp.sample_predictions(X[:7], n_samples=100)
     assert mean_samples.shape == var_samples.shape == (1, 7)
     mean, std = gp.predict(X[:7], return_std=True)
@@ -317,7 +341,7 @@ def test_gaussian_baseline_sample_predictions_are_one_gaussian_in_original_units
 def test_gp_baseline_clones_and_refits_like_a_scikit_learn_regressor():
     rng = np.random.RandomState(0)
     X, y = rng.normal(size=(30, 3)), rng.normal(size=30)
-    gp = _uci.GaussianProcessBaseline(random_state=0)
+    gp = benchmark.GaussianProcessBaseline(random_state=0)
     copy = clone(gp).fit(X, y)
     assert "model_" not in vars(gp) and copy.n_features_in_ == 3
     assert copy.model_.kernel_.k1.k2.length_scale.shape == (3,)  # one length scale per feature
@@ -328,8 +352,8 @@ def test_gp_baseline_clones_and_refits_like_a_scikit_learn_regressor():
 
 def test_row_limit_skips_splits_without_failing_the_command(tmp_path, capsys):
     _write_folder(tmp_path / "data" / "toy", n_rows=40, n_splits=2)  # 30 training rows
-    small_gp = dataclasses.replace(_uci.METHODS["gp"], max_train_rows=20)
-    _uci.register_method("gp_small", small_gp)
+    small_gp = dataclasses.replace(benchmark.METHODS["gp"], max_train_rows=20)
+    benchmark.register_method("gp_small", small_gp)
     try:
         out = tmp_path / "uci.csv"
         status = main(
@@ -338,11 +362,11 @@ def test_row_limit_skips_splits_without_failing_the_command(tmp_path, capsys):
                 "--methods", "gp", "gp_small", "--out", str(out), "--no-progress",
             ]
         )  # fmt: skip
-        summary = _uci.summarize(
-            _uci.run_uci_benchmark(tmp_path / "data", methods=["gp_small"], progress=False)
+        summary = benchmark.summarize(
+            benchmark.run_uci_benchmark(tmp_path / "data", methods=["gp_small"], progress=False)
         )
     finally:
-        del _uci.METHODS["gp_small"]
+        del benchmark.METHODS["gp_small"]
     assert status == 0
     rows = _read_csv(out)
     skipped = [r for r in rows if r["method"] == "gp_small"]
@@ -367,13 +391,15 @@ def test_row_limit_skips_splits_without_failing_the_command(tmp_path, capsys):
 
 def test_a_missing_optional_package_stops_the_run_with_the_pip_command(tmp_path, capsys):
     _write_folder(tmp_path / "data" / "toy", n_splits=1)
-    assert "ngboost" in _uci.METHODS  # registered whether ngboost is installed or not
-    assert _uci.METHODS["ngboost"].requires == ("ngboost",)
-    spec = dataclasses.replace(_uci.METHODS["gp"], requires=("skbdl_no_such_module",))
-    _uci.register_method("needs_missing", spec)
+    assert "ngboost" in benchmark.METHODS  # registered whether ngboost is installed or not
+    assert benchmark.METHODS["ngboost"].requires == ("ngboost",)
+    spec = dataclasses.replace(benchmark.METHODS["gp"], requires=("skbdl_no_such_module",))
+    benchmark.register_method("needs_missing", spec)
     try:
         with pytest.raises(ImportError, match="pip install skbdl_no_such_module"):
-            _uci.run_uci_benchmark(tmp_path / "data", methods=["needs_missing"], progress=False)
+            benchmark.run_uci_benchmark(
+                tmp_path / "data", methods=["needs_missing"], progress=False
+            )
         status = main(
             [
                 "benchmark", "uci", "--data-dir", str(tmp_path / "data"),
@@ -381,7 +407,7 @@ def test_a_missing_optional_package_stops_the_run_with_the_pip_command(tmp_path,
             ]
         )  # fmt: skip
     finally:
-        del _uci.METHODS["needs_missing"]
+        del benchmark.METHODS["needs_missing"]
     assert status == 2
     assert "pip install skbdl_no_such_module" in capsys.readouterr().err
     assert not (tmp_path / "uci.csv").exists()  # nothing ran
@@ -390,7 +416,7 @@ def test_a_missing_optional_package_stops_the_run_with_the_pip_command(tmp_path,
 def test_ngboost_method_runs_on_a_tiny_folder(tmp_path):
     pytest.importorskip("ngboost")
     _write_folder(tmp_path / "toy", n_rows=40, n_splits=1)
-    (row,) = _uci.run_uci_benchmark(tmp_path / "toy", methods=["ngboost"], progress=False)
+    (row,) = benchmark.run_uci_benchmark(tmp_path / "toy", methods=["ngboost"], progress=False)
     assert row["status"] == "ok"
     assert all(math.isfinite(row[k]) for k in ("rmse", "ll", "coverage90"))
     assert row["ll"] == row["ll_gaussian"] == pytest.approx(row["ll_mixture"], rel=1e-12)
@@ -400,10 +426,10 @@ def test_ngboost_method_runs_on_a_tiny_folder(tmp_path):
 def test_gaussian_interval_coverage_by_hand():
     # z = 1.6449 for 90%: 1.64 is inside mean ± z std, 1.65 and -1.65 are not.
     y, mean, var = [0.0, 1.64, 1.65, -1.65], np.zeros(4), np.ones(4)
-    assert _uci.gaussian_interval_coverage(y, mean, var) == 0.5
+    assert benchmark.gaussian_interval_coverage(y, mean, var) == 0.5
     # Units: std 10 scales the interval.
-    assert _uci.gaussian_interval_coverage([16.4, 16.5], [0.0, 0.0], [100.0, 100.0]) == 0.5
-    assert _uci.gaussian_interval_coverage([0.5, 0.7], [0.0, 0.0], [1.0, 1.0], 0.5) == 0.5
+    assert benchmark.gaussian_interval_coverage([16.4, 16.5], [0.0, 0.0], [100.0, 100.0]) == 0.5
+    assert benchmark.gaussian_interval_coverage([0.5, 0.7], [0.0, 0.0], [1.0, 1.0], 0.5) == 0.5
 
 
 class _TwoGaussians(RegressorMixin, BaseEstimator):
@@ -420,8 +446,10 @@ class _TwoGaussians(RegressorMixin, BaseEstimator):
 
 def test_coverage90_is_the_gaussian_summary_interval_of_the_mixture(tmp_path):
     _write_folder(tmp_path / "data" / "toy", n_rows=40, n_splits=2)
-    spec = _uci.MethodSpec(_TwoGaussians, hidden_param=None, epochs_param=None, seed_param=None)
-    _uci.register_method("two_gaussians", spec)
+    spec = benchmark.MethodSpec(
+        _TwoGaussians, hidden_param=None, epochs_param=None, seed_param=None
+    )
+    benchmark.register_method("two_gaussians", spec)
     try:
         out = tmp_path / "uci.csv"
         status = main(
@@ -431,7 +459,7 @@ def test_coverage90_is_the_gaussian_summary_interval_of_the_mixture(tmp_path):
             ]
         )  # fmt: skip
     finally:
-        del _uci.METHODS["two_gaussians"]
+        del benchmark.METHODS["two_gaussians"]
     assert status == 0
     coverages = []
     for row in _read_csv(out):
@@ -444,7 +472,7 @@ def test_coverage90_is_the_gaussian_summary_interval_of_the_mixture(tmp_path):
         coverages.append(expected)
     markdown = out.with_suffix(".md").read_text()
     assert "## Test coverage of the central 90% interval" in markdown
-    cell = _uci.format_mean_se(np.mean(coverages), np.std(coverages) / math.sqrt(2))
+    cell = _report.format_mean_se(np.mean(coverages), np.std(coverages) / math.sqrt(2))
     assert f"| toy | {cell} |" in markdown
 
 
@@ -459,14 +487,16 @@ def test_targets_never_credit_skbdl_with_a_baseline():
 
     summary = [entry("mc_dropout", -1.3), entry("gp", 0.5)]
     cells = {(s["dataset"], s["method"], s["protocol"]): s for s in summary}
-    lines = _uci._targets_markdown(["yacht"], [("mc_dropout", "default"), ("gp", "default")], cells)
+    lines = _report._targets_markdown(
+        ["yacht"], [("mc_dropout", "default"), ("gp", "default")], cells
+    )
     (row,) = [line for line in lines if line.startswith("| yacht")]
     assert "(skbdl mc_dropout)" in row and "0.50±0.01 (baseline gp)" in row
     assert row.endswith("| missed | missed |")  # (c) and (d)
     summary[0]["ll_mean"] = 0.6  # now skbdl beats the papers and the baseline
     (row,) = [
         line
-        for line in _uci._targets_markdown(
+        for line in _report._targets_markdown(
             ["yacht"], [("mc_dropout", "default"), ("gp", "default")], cells
         )
         if line.startswith("| yacht")

@@ -120,9 +120,10 @@ class _BaseBayesByBackprop(BaseBayesianNetwork):
     def _check_module(self, module):
         if not bayesian_layers(module):
             raise ValueError(
-                f"The module {type(module).__name__} has no skbdl.nn.BayesianLinear layer, "
-                "so Bayes by Backprop would have no weight uncertainty. Build the network "
-                "from BayesianLinear layers (or use another method)."
+                f"The module {type(module).__name__} has no skbdl.nn.BayesianLinear layer "
+                "(nor BayesianConv1d/BayesianConv2d), so Bayes by Backprop would have no "
+                "weight uncertainty. Build the network from these layers (or use another "
+                "method)."
             )
 
     def _callbacks(self):
@@ -156,7 +157,8 @@ _COMMON_DOC = (
         at fit time.  A class is instantiated with the ``module__*`` arguments; if
         its constructor takes ``n_features_in`` or ``n_outputs`` and they are not
         given, skbdl fills them in.  The module must contain at least one
-        :class:`skbdl.nn.BayesianLinear` layer (its other layers are trained as
+        :class:`skbdl.nn.BayesianLinear`, :class:`skbdl.nn.BayesianConv1d` or
+        :class:`skbdl.nn.BayesianConv2d` layer (its other layers are trained as
         point estimates), with rows on the first axis of every layer's input.
     hidden_layer_sizes : tuple of int, default=(100,)
         Hidden layer widths of the default network; ``()`` gives Bayesian linear

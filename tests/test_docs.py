@@ -10,6 +10,7 @@ import pytest
 import skbdl
 import skbdl.active
 import skbdl.adversarial
+import skbdl.adversarial
 import skbdl.benchmark
 import skbdl.datasets
 import skbdl.metrics
@@ -26,6 +27,7 @@ MODULES = [
     skbdl.metrics,
     skbdl.plotting,
     skbdl.active,
+    skbdl.adversarial,
     skbdl.adversarial,
     skbdl.datasets,
     skbdl.benchmark,

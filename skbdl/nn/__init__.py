@@ -9,6 +9,7 @@ from ._bayesian import (
     kl_divergence,
     sampled_network,
 )
+from ._bayesian_conv import BayesianConv1d, BayesianConv2d
 from ._ensemble import (
     EnsembleCrossEntropyLoss,
     EnsembleGaussianNLLLoss,
@@ -23,6 +24,8 @@ from ._pbp import ADFTrainer, PBPNetwork, relu_moments, relu_moments_numpy
 __all__ = [
     "ACTIVATIONS",
     "BayesianLinear",
+    "BayesianConv1d",
+    "BayesianConv2d",
     "BayesianMLP",
     "GaussianPrior",
     "Prior",

@@ -228,7 +228,100 @@ def _rho(scale):
     return math.log(math.expm1(scale))
 
 
-class BayesianLinear(nn.Module):
+class _BayesianLayer(nn.Module):
+    """Base of skbdl's Bayesian layers: a factorised Gaussian posterior over a weight
+    tensor and an optional bias, with a prior.
+
+    A subclass stores its shape attributes, calls :meth:`_init_posterior`, and
+    defines :meth:`_reference` (the torch layer whose initialisation the means copy),
+    :meth:`_transform` (the layer's linear map for given weights) and
+    :meth:`_sampled` (the layer holding a prediction call's weight draws).  The
+    rest is shared: ``sigma = softplus(rho)``, the KL divergence, and the forward
+    pass (posterior means in eval mode; the local reparameterisation trick in
+    training, whose per-unit output distribution is exact for any map that is linear
+    in the weights: ``mean = transform(x, mu, b_mu)``,
+    ``var = transform(x^2, sigma^2, b_sigma^2)``).
+    :func:`bayesian_layers`, :func:`kl_divergence` and :func:`sampled_network` see
+    every subclass.
+    """
+
+    def _init_posterior(self, weight_shape, bias_shape, prior, posterior_scale_init):
+        _check_positive("posterior_scale_init", posterior_scale_init)
+        if prior is not None and not isinstance(prior, Prior):
+            raise TypeError(f"prior must be a skbdl.nn.Prior instance; got {prior!r}.")
+        self.prior = GaussianPrior() if prior is None else prior
+        self.posterior_scale_init = posterior_scale_init
+        self.weight_mu = nn.Parameter(torch.empty(weight_shape))
+        self.weight_rho = nn.Parameter(torch.empty(weight_shape))
+        if bias_shape is not None:
+            self.bias_mu = nn.Parameter(torch.empty(bias_shape))
+            self.bias_rho = nn.Parameter(torch.empty(bias_shape))
+        else:
+            self.register_parameter("bias_mu", None)
+            self.register_parameter("bias_rho", None)
+        self.reset_parameters()
+
+    def _reference(self):
+        """A freshly initialised torch layer of the same shape (weights and bias)."""
+        raise NotImplementedError
+
+    def _transform(self, x, weight, bias):
+        """The layer's map of ``x`` for the given weights and bias (linear in them)."""
+        raise NotImplementedError
+
+    def _sampled(self, draws, generator):
+        """The layer with ``draws.n_samples`` weight draws, for :func:`sampled_network`."""
+        raise NotImplementedError
+
+    def reset_parameters(self):
+        """Means as the torch layer initialises its weights; scales to their initial value."""
+        reference = self._reference()
+        with torch.no_grad():
+            self.weight_mu.copy_(reference.weight)
+            self.weight_rho.fill_(_rho(self.posterior_scale_init))
+            if self.bias_mu is not None:
+                self.bias_mu.copy_(reference.bias)
+                self.bias_rho.fill_(_rho(self.posterior_scale_init))
+
+    @property
+    def weight_sigma(self):
+        """Posterior standard deviations of the weights, ``softplus(weight_rho)``."""
+        return F.softplus(self.weight_rho)
+
+    @property
+    def bias_sigma(self):
+        """Posterior standard deviations of the biases (None without a bias)."""
+        return None if self.bias_rho is None else F.softplus(self.bias_rho)
+
+    def kl_divergence(self):
+        """KL divergence from the posterior to the prior, summed over weights and biases.
+
+        Returns
+        -------
+        kl : torch.Tensor
+            A scalar (closed form for a Gaussian prior, a one-sample estimate for
+            the scale mixture).
+        """
+        kl = self.prior.kl_divergence(self.weight_mu, self.weight_sigma)
+        if self.bias_mu is not None:
+            kl = kl + self.prior.kl_divergence(self.bias_mu, self.bias_sigma)
+        return kl
+
+    def _local_moments(self, x):
+        """Mean and variance of every output under the posterior, for fixed ``x``."""
+        mean = self._transform(x, self.weight_mu, self.bias_mu)
+        bias_var = None if self.bias_rho is None else self.bias_sigma.square()
+        var = self._transform(x.square(), self.weight_sigma.square(), bias_var)
+        return mean, var
+
+    def forward(self, x):
+        if not self.training:
+            return self._transform(x, self.weight_mu, self.bias_mu)
+        mean, var = self._local_moments(x)
+        return mean + (var + _VAR_EPS).sqrt() * torch.randn_like(mean)
+
+
+class BayesianLinear(_BayesianLayer):
     """Linear layer with a factorised Gaussian posterior over its weights and biases.
 
     A drop-in replacement for :class:`torch.nn.Linear` in networks trained by
@@ -288,63 +381,22 @@ class BayesianLinear(nn.Module):
 
     def __init__(self, in_features, out_features, bias=True, prior=None, posterior_scale_init=0.01):
         super().__init__()
-        _check_positive("posterior_scale_init", posterior_scale_init)
-        if prior is not None and not isinstance(prior, Prior):
-            raise TypeError(f"prior must be a skbdl.nn.Prior instance; got {prior!r}.")
         self.in_features, self.out_features = in_features, out_features
-        self.prior = GaussianPrior() if prior is None else prior
-        self.posterior_scale_init = posterior_scale_init
-        self.weight_mu = nn.Parameter(torch.empty(out_features, in_features))
-        self.weight_rho = nn.Parameter(torch.empty(out_features, in_features))
-        if bias:
-            self.bias_mu = nn.Parameter(torch.empty(out_features))
-            self.bias_rho = nn.Parameter(torch.empty(out_features))
-        else:
-            self.register_parameter("bias_mu", None)
-            self.register_parameter("bias_rho", None)
-        self.reset_parameters()
+        self._init_posterior(
+            (out_features, in_features),
+            (out_features,) if bias else None,
+            prior,
+            posterior_scale_init,
+        )
 
-    def reset_parameters(self):
-        """Means as :class:`torch.nn.Linear` initialises weights; scales to their initial value."""
-        reference = nn.Linear(self.in_features, self.out_features, bias=self.bias_mu is not None)
-        with torch.no_grad():
-            self.weight_mu.copy_(reference.weight)
-            self.weight_rho.fill_(_rho(self.posterior_scale_init))
-            if self.bias_mu is not None:
-                self.bias_mu.copy_(reference.bias)
-                self.bias_rho.fill_(_rho(self.posterior_scale_init))
+    def _reference(self):
+        return nn.Linear(self.in_features, self.out_features, bias=self.bias_mu is not None)
 
-    @property
-    def weight_sigma(self):
-        """Posterior standard deviations of the weights, ``softplus(weight_rho)``."""
-        return F.softplus(self.weight_rho)
+    def _transform(self, x, weight, bias):
+        return F.linear(x, weight, bias)
 
-    @property
-    def bias_sigma(self):
-        """Posterior standard deviations of the biases (None without a bias)."""
-        return None if self.bias_rho is None else F.softplus(self.bias_rho)
-
-    def kl_divergence(self):
-        """KL divergence from the posterior to the prior, summed over weights and biases.
-
-        Returns
-        -------
-        kl : torch.Tensor
-            A scalar (closed form for a Gaussian prior, a one-sample estimate for
-            the scale mixture).
-        """
-        kl = self.prior.kl_divergence(self.weight_mu, self.weight_sigma)
-        if self.bias_mu is not None:
-            kl = kl + self.prior.kl_divergence(self.bias_mu, self.bias_sigma)
-        return kl
-
-    def forward(self, x):
-        if not self.training:
-            return F.linear(x, self.weight_mu, self.bias_mu)
-        mean = F.linear(x, self.weight_mu, self.bias_mu)
-        bias_var = None if self.bias_rho is None else self.bias_sigma.square()
-        var = F.linear(x.square(), self.weight_sigma.square(), bias_var)
-        return mean + (var + _VAR_EPS).sqrt() * torch.randn_like(mean)
+    def _sampled(self, draws, generator):
+        return _SampledLinear(self, draws, generator)
 
     def extra_repr(self):
         return (
@@ -354,17 +406,19 @@ class BayesianLinear(nn.Module):
 
 
 def bayesian_layers(module):
-    """Every :class:`BayesianLinear` inside ``module`` (including itself), in order."""
-    return [m for m in module.modules() if isinstance(m, BayesianLinear)]
+    """Every Bayesian layer (:class:`BayesianLinear`, :class:`BayesianConv1d`,
+    :class:`BayesianConv2d`) inside ``module`` (including itself), in order."""
+    return [m for m in module.modules() if isinstance(m, _BayesianLayer)]
 
 
 def kl_divergence(module):
-    """Sum of the KL divergences of every :class:`BayesianLinear` layer of a module.
+    """Sum of the KL divergences of every Bayesian layer of a module.
 
     Parameters
     ----------
     module : torch.nn.Module
-        Any module; layers other than :class:`BayesianLinear` add nothing.
+        Any module; layers other than :class:`BayesianLinear`,
+        :class:`BayesianConv1d` and :class:`BayesianConv2d` add nothing.
 
     Returns
     -------
@@ -374,7 +428,7 @@ def kl_divergence(module):
 
     See Also
     --------
-    BayesianLinear : The layer whose KL divergence is summed.
+    BayesianLinear, BayesianConv2d : Layers whose KL divergences are summed.
 
     Examples
     --------
@@ -428,7 +482,9 @@ def sampled_network(module, n_samples, seed, device=None):
     with the view) whose input must hold the rows repeated ``n_samples`` times,
     sample-major (``X.repeat(n_samples, 1)``): every :class:`BayesianLinear` layer
     applies weight draw ``s`` to copy ``s`` of the rows, by one batched matrix
-    product over the draws; every other module is in eval mode.  The draws are made
+    product over the draws (a :class:`BayesianConv1d` or :class:`BayesianConv2d`
+    layer by one grouped convolution over the draws); every other module is in eval
+    mode.  The draws are made
     when the view is built, all at once, on ``device``, from generators seeded by
     ``seed`` and each layer's position: they do not depend on the rows, so a row's
     prediction is the same in any batch, and the view can be applied to any number
@@ -439,7 +495,8 @@ def sampled_network(module, n_samples, seed, device=None):
     Parameters
     ----------
     module : torch.nn.Module
-        A network containing :class:`BayesianLinear` layers, with rows on the first
+        A network containing Bayesian layers (:class:`BayesianLinear`,
+        :class:`BayesianConv1d`, :class:`BayesianConv2d`), with rows on the first
         axis of every layer's input.
     n_samples : int
         Number of weight draws.
@@ -481,7 +538,7 @@ def sampled_network(module, n_samples, seed, device=None):
             return None
         where = layer.weight_mu.device if device is None else device
         generator = torch.Generator(device=where).manual_seed(int(seed) + 7919 * index[id(layer)])
-        return _SampledLinear(layer, draws, generator)
+        return layer._sampled(draws, generator)
 
     return DrawnNetwork(module_view(module, replace), draws)
 

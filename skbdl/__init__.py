@@ -1,5 +1,6 @@
 """skbdl: Bayesian deep learning as scikit-learn estimators."""
 
+from ._meta import predict_interval, predict_uncertainty, sample_predictions
 from ._net import DivergenceError
 from .bbb import BayesianMLPClassifier, BayesianMLPRegressor
 from .ensemble import DeepEnsembleClassifier, DeepEnsembleRegressor
@@ -26,4 +27,7 @@ __all__ = [
     "MCDropoutRegressor",
     "PBPRegressor",
     "RegressionUncertainty",
+    "predict_interval",
+    "predict_uncertainty",
+    "sample_predictions",
 ]

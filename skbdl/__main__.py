@@ -28,7 +28,7 @@ class Command(NamedTuple):
 #: Subcommand name -> Command.
 COMMANDS = {
     "demo": Command(
-        help="train MC dropout on scikit-learn's bundled data; print a table, write a figure",
+        help="a deep ensemble and MC dropout, uncertainty measured; print a table, write a figure",
         add_arguments=_demo.add_arguments,
         run=_demo.run,
     ),

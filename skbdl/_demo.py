@@ -1,23 +1,29 @@
-"""``python -m skbdl demo``: MC dropout on data that ships with scikit-learn.
+"""``python -m skbdl demo``: uncertainty that earns its place, measured at run time.
 
-Two short stories, each a few seconds on a laptop CPU:
+Two short stories, each seconds on a laptop CPU:
 
-* regression on ``load_diabetes``: accuracy (RMSE) and honesty (Gaussian NLL,
-  coverage of the 90% predictive interval) of :class:`~skbdl.MCDropoutRegressor`;
+* regression on a generated heteroscedastic wave (``y = sin(2x) + 0.3x`` plus noise
+  whose standard deviation grows with ``|x|``; training inputs in ``[-5, 5]``):
+  accuracy (RMSE) and honesty (Gaussian NLL, coverage of the 90% predictive
+  interval) of a :class:`~skbdl.DeepEnsembleRegressor` with its default settings,
+  against a linear model with a constant noise level; whether its noise estimate
+  follows the true noise; and how its epistemic uncertainty grows beyond the
+  training range, where its errors grow;
 * classification on ``load_digits`` with digits 8 and 9 held out of training:
   accuracy, log loss and calibration (ECE) of :class:`~skbdl.MCDropoutClassifier`
   on the digits it has seen, and how much more uncertain it is on the digits it
   has not (ratios of mutual information and predictive entropy, and the AUROC of
   telling the two apart by mutual information).
 
-It prints a results table and writes a PNG figure (needs matplotlib).
+It prints a results table (every number computed by the run) and writes a PNG
+figure (needs matplotlib).
 """
 
 import time
 
 import numpy as np
 from scipy.stats import norm
-from sklearn.datasets import load_diabetes, load_digits
+from sklearn.datasets import load_digits
 from sklearn.linear_model import LinearRegression
 from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.model_selection import train_test_split
@@ -25,7 +31,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from . import metrics
-from .mc_dropout import MCDropoutClassifier, MCDropoutRegressor
+from ._meta import predict_uncertainty
+from .ensemble import DeepEnsembleRegressor
+from .mc_dropout import MCDropoutClassifier
 
 #: Digits the classifier is trained on; the others are out-of-distribution.
 SEEN_DIGITS = tuple(range(8))
@@ -35,25 +43,64 @@ _HELD_OUT_TEXT = ", ".join(str(d) for d in range(10) if d not in SEEN_DIGITS)
 #: Central probability of the regression prediction interval whose coverage is reported.
 INTERVAL_LEVEL = 0.9
 
-#: Settings of the full run and of ``--quick`` (used by the tests).
+#: The regression inputs: training and test rows uniform on ``[-X_RANGE, X_RANGE]``,
+#: the rows "beyond the training range" on ``X_RANGE < |x| < X_BEYOND``.
+X_RANGE, X_BEYOND = 5.0, 6.5
+
+#: Rows of the generated regression data: training, test, beyond the training range.
+N_TRAIN, N_TEST, N_BEYOND = 600, 600, 200
+
+#: Settings of the full run and of ``--quick`` (used by the tests).  The full
+#: regression uses DeepEnsembleRegressor's defaults.
 SETTINGS = {
     "full": {
-        "regression": dict(
-            hidden_layer_sizes=(50,), dropout=0.3, max_epochs=60, lr=1e-3, n_samples=100
-        ),
+        "regression": {},
         "classification": dict(
             hidden_layer_sizes=(100,), dropout=0.2, max_epochs=30, lr=1e-3, n_samples=100
         ),
     },
     "quick": {
         "regression": dict(
-            hidden_layer_sizes=(32,), dropout=0.3, max_epochs=8, lr=3e-3, n_samples=20
+            hidden_layer_sizes=(32,), n_estimators=3, max_epochs=8, lr=3e-3, calibrate=False
         ),
         "classification": dict(
             hidden_layer_sizes=(64,), dropout=0.2, max_epochs=4, lr=3e-3, n_samples=20
         ),
     },
 }
+
+
+def wave(x):
+    """The regression function, ``sin(2x) + 0.3x``.
+
+    >>> float(wave(0.0))
+    0.0
+    """
+    return np.sin(2 * x) + 0.3 * x
+
+
+def wave_noise_std(x):
+    """Standard deviation of the noise at ``x``: ``0.05 + 0.12 |x|`` (heteroscedastic).
+
+    >>> float(wave_noise_std(-5.0))
+    0.65
+    """
+    return 0.05 + 0.12 * np.abs(x)
+
+
+def make_wave(n_rows, rng, beyond=False):
+    """``(X, y)``: ``X`` of shape (n_rows, 1) uniform on ``[-X_RANGE, X_RANGE]`` (or,
+    with ``beyond=True``, on ``X_RANGE < |x| < X_BEYOND``), ``y = wave(x) + noise``.
+
+    >>> X, y = make_wave(4, np.random.RandomState(0), beyond=True)
+    >>> X.shape, y.shape, bool(np.all(np.abs(X) > X_RANGE))
+    ((4, 1), (4,), True)
+    """
+    if beyond:
+        x = rng.choice([-1.0, 1.0], size=n_rows) * rng.uniform(X_RANGE, X_BEYOND, size=n_rows)
+    else:
+        x = rng.uniform(-X_RANGE, X_RANGE, size=n_rows)
+    return x[:, None], wave(x) + wave_noise_std(x) * rng.randn(n_rows)
 
 
 # ------------------------------------------------------------------------ metrics
@@ -102,24 +149,43 @@ def _expected_calibration_error(y_true, proba, classes=None, n_bins=15):
 
 # ---------------------------------------------------------------------- the stories
 def _regression(seed, settings, verbose):
-    X, y = load_diabetes(return_X_y=True)
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=seed)
+    rng = np.random.RandomState(seed)
+    X_train, y_train = make_wave(N_TRAIN, rng)
+    X_test, y_test = make_wave(N_TEST, rng)
+    X_beyond, y_beyond = make_wave(N_BEYOND, rng, beyond=True)
     model = make_pipeline(
         StandardScaler(),
-        MCDropoutRegressor(**settings, random_state=seed, verbose=verbose),
+        DeepEnsembleRegressor(**settings, random_state=seed, verbose=verbose),
     )
     model.fit(X_train, y_train)
-    mean, std = model.predict(X_test, return_std=True)
+    u = predict_uncertainty(model, X_test)
+    u_beyond = predict_uncertainty(model, X_beyond)
     linear = make_pipeline(StandardScaler(), LinearRegression()).fit(X_train, y_train)
+    linear_mean = linear.predict(X_test)
+    # The reference's predictive: its prediction, and the training residuals' spread.
+    linear_std = np.full(len(X_test), np.std(y_train - linear.predict(X_train)))
+    grid = np.linspace(-X_BEYOND, X_BEYOND, 400)
     return {
         "n_train": len(X_train),
+        "n_beyond": len(X_beyond),
+        "X_train": X_train[:, 0],
+        "y_train": y_train,
         "y_test": y_test,
-        "mean": mean,
-        "std": std,
-        "rmse": float(np.sqrt(np.mean((y_test - mean) ** 2))),
-        "rmse_linear": float(np.sqrt(np.mean((y_test - linear.predict(X_test)) ** 2))),
-        "nll": _gaussian_nll(y_test, mean, std),
-        "coverage": _interval_coverage(y_test, mean, std),
+        "mean": u.mean,
+        "std": u.std,
+        "grid": grid,
+        "grid_uncertainty": predict_uncertainty(model, grid[:, None]),
+        "rmse": float(np.sqrt(np.mean((y_test - u.mean) ** 2))),
+        "rmse_linear": float(np.sqrt(np.mean((y_test - linear_mean) ** 2))),
+        "nll": _gaussian_nll(y_test, u.mean, u.std),
+        "nll_linear": _gaussian_nll(y_test, linear_mean, linear_std),
+        "coverage": _interval_coverage(y_test, u.mean, u.std),
+        "noise_correlation": float(
+            np.corrcoef(u.aleatoric_std, wave_noise_std(X_test[:, 0]))[0, 1]
+        ),
+        "rmse_beyond": float(np.sqrt(np.mean((y_beyond - u_beyond.mean) ** 2))),
+        "epistemic_ratio": float(u_beyond.epistemic_std.mean() / u.epistemic_std.mean()),
+        "coverage_beyond": _interval_coverage(y_beyond, u_beyond.mean, u_beyond.std),
     }
 
 
@@ -155,11 +221,21 @@ def _classification(seed, settings, verbose):
 
 def _results_rows(reg, clf):
     """``(dataset, metric, formatted value)`` rows of the results table."""
+    within, beyond = f"|x| < {X_RANGE:g}", f"{X_RANGE:g} < |x| < {X_BEYOND:g}"
     return [
-        ("diabetes", "test RMSE", f"{reg['rmse']:.2f}"),
-        ("diabetes", "test RMSE of a linear model (reference)", f"{reg['rmse_linear']:.2f}"),
-        ("diabetes", "test NLL (Gaussian, per row)", f"{reg['nll']:.3f}"),
-        ("diabetes", f"{INTERVAL_LEVEL:.0%} interval coverage", f"{reg['coverage']:.3f}"),
+        ("wave", f"test RMSE ({within}, as trained)", f"{reg['rmse']:.3f}"),
+        ("wave", "test RMSE of a linear model (reference)", f"{reg['rmse_linear']:.3f}"),
+        ("wave", "test NLL (Gaussian, per row)", f"{reg['nll']:.3f}"),
+        ("wave", "test NLL of the linear model, constant noise", f"{reg['nll_linear']:.3f}"),
+        ("wave", f"{INTERVAL_LEVEL:.0%} interval coverage", f"{reg['coverage']:.3f}"),
+        ("wave", "correlation of predicted and true noise std", f"{reg['noise_correlation']:.3f}"),
+        ("wave", f"RMSE beyond the training range ({beyond})", f"{reg['rmse_beyond']:.3f}"),
+        ("wave", "epistemic std ratio, beyond / within range", f"{reg['epistemic_ratio']:.1f}"),
+        (
+            "wave",
+            f"{INTERVAL_LEVEL:.0%} interval coverage beyond the range",
+            f"{reg['coverage_beyond']:.3f}",
+        ),
         ("digits", f"test accuracy (seen digits {_SEEN_TEXT})", f"{clf['accuracy']:.3f}"),
         ("digits", "test NLL (log loss, seen digits)", f"{clf['log_loss']:.3f}"),
         ("digits", "test ECE (15 bins, seen digits)", f"{clf['ece']:.3f}"),
@@ -188,37 +264,31 @@ def _plot(reg, clf, path):
     """Write the two-panel figure to ``path`` (matplotlib needed)."""
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
 
-    fig = Figure(figsize=(11, 4.4), layout="constrained")
+    from .plotting import plot_predictive_band
+
+    fig = Figure(figsize=(10, 4.2), layout="constrained")
     ax_reg, ax_clf = fig.subplots(1, 2)
 
-    y, mean, std = reg["y_test"], reg["mean"], reg["std"]
-    half_width = norm.ppf(0.5 + INTERVAL_LEVEL / 2) * std
-    inside = np.abs(y - mean) <= half_width
-    for mask, color, label in (
-        (inside, "tab:blue", "inside the interval"),
-        (~inside, "tab:red", "outside the interval"),
-    ):
-        ax_reg.errorbar(
-            y[mask],
-            mean[mask],
-            yerr=half_width[mask],
-            fmt="o",
-            ms=3,
-            color=color,
-            ecolor=color,
-            elinewidth=0.8,
-            alpha=0.7,
-            label=f"{label} ({mask.sum()})",
-        )
-    limits = [min(y.min(), mean.min()), max(y.max(), mean.max())]
-    ax_reg.plot(limits, limits, color="0.3", lw=1, ls="--", label="perfect prediction")
-    ax_reg.set_xlabel("true disease progression (test set)")
-    ax_reg.set_ylabel(f"predicted mean ± {INTERVAL_LEVEL:.0%} interval")
-    ax_reg.set_title(
-        f"Regression, diabetes: RMSE {reg['rmse']:.1f}, coverage {reg['coverage']:.2f}",
-        fontsize=11,
+    grid = reg["grid"]
+    for side in (-1, 1):
+        ax_reg.axvspan(side * X_RANGE, side * X_BEYOND, color="0.9", lw=0)
+    plot_predictive_band(
+        grid,
+        reg["grid_uncertainty"],
+        confidence=INTERVAL_LEVEL,
+        X_train=reg["X_train"],
+        y_train=reg["y_train"],
+        ax=ax_reg,
     )
-    ax_reg.legend(loc="upper left", fontsize=9)
+    ax_reg.plot(grid, wave(grid), color="0.2", lw=1, ls="--", label="true function")
+    ax_reg.set_xlim(-X_BEYOND, X_BEYOND)
+    ax_reg.set_title(
+        f"Regression (deep ensemble): RMSE {reg['rmse']:.2f} vs linear "
+        f"{reg['rmse_linear']:.2f}\n{INTERVAL_LEVEL:.0%} coverage {reg['coverage']:.2f}; "
+        f"shaded: beyond the training range",
+        fontsize=10,
+    )
+    ax_reg.legend(loc="upper left", fontsize=8)
 
     mi_in, mi_ood = clf["mi_in"], clf["mi_ood"]
     # Log-spaced bins: mutual information of seen digits piles up near zero.
@@ -238,14 +308,15 @@ def _plot(reg, clf, path):
             label=f"{label} ({len(values)} rows)",
         )
     ax_clf.set_xscale("log")
-    ax_clf.set_xlabel("mutual information (epistemic uncertainty, nats)")
+    ax_clf.set_xlabel(f"mutual information (epistemic, nats; below {low:.0e} shown at it)")
     ax_clf.set_ylabel("fraction of rows")
     ax_clf.set_title(
-        f"Classification, digits: accuracy {clf['accuracy']:.3f}, OOD AUROC {clf['auroc']:.2f}",
-        fontsize=11,
+        f"Classification (MC dropout), digits: accuracy {clf['accuracy']:.3f}\n"
+        f"AUROC held-out vs seen digits {clf['auroc']:.2f}",
+        fontsize=10,
     )
-    ax_clf.legend(loc="upper left", fontsize=9)
-    fig.suptitle("skbdl demo: MC dropout knows when it does not know", fontsize=12)
+    ax_clf.legend(loc="upper left", fontsize=8)
+    fig.suptitle("skbdl demo: networks that know when they do not know", fontsize=12)
     fig.savefig(path, dpi=110)
 
 
@@ -308,14 +379,18 @@ def run_demo(seed=0, out="skbdl_demo.png", quick=False, verbose=1):
         )
         out = None
     mode = " (quick mode: rough numbers)" if quick else ""
-    say(f"skbdl demo: Monte Carlo dropout on scikit-learn's bundled data{mode}")
+    say(f"skbdl demo: uncertainty on generated and bundled data{mode}")
 
     say(
-        "[1/3] Regression: load_diabetes, StandardScaler + MCDropoutRegressor "
+        f"[1/3] Regression: a heteroscedastic wave ({N_TRAIN} training rows, |x| < "
+        f"{X_RANGE:g}), StandardScaler + DeepEnsembleRegressor "
         f"{_describe(settings['regression'])}"
     )
     reg = _regression(seed, settings["regression"], verbose)
-    say(f"      trained on {reg['n_train']} rows, tested on {len(reg['y_test'])}")
+    say(
+        f"      trained on {reg['n_train']} rows, tested on {len(reg['y_test'])} within "
+        f"and {reg['n_beyond']} beyond the training range"
+    )
 
     say(
         f"[2/3] Classification: load_digits, trained on digits {_SEEN_TEXT} only, "
@@ -341,8 +416,9 @@ def run_demo(seed=0, out="skbdl_demo.png", quick=False, verbose=1):
 
 
 def _describe(settings):
-    keys = ("hidden_layer_sizes", "dropout", "max_epochs", "n_samples")
-    return "(" + ", ".join(f"{k}={settings[k]}" for k in keys) + ")"
+    if not settings:
+        return "(default settings)"
+    return "(" + ", ".join(f"{k}={v}" for k, v in settings.items()) + ")"
 
 
 def run(args):

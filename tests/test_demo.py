@@ -10,8 +10,14 @@ from skbdl.__main__ import COMMANDS, build_parser, main
 
 METRIC_NAMES = [
     "test RMSE",
+    "test RMSE of a linear model",
     "test NLL (Gaussian, per row)",
+    "test NLL of the linear model",
     "90% interval coverage",
+    "correlation of predicted and true noise std",
+    "RMSE beyond the training range",
+    "epistemic std ratio, beyond / within range",
+    "90% interval coverage beyond the range",
     "test accuracy",
     "test NLL (log loss, seen digits)",
     "test ECE (15 bins, seen digits)",
@@ -19,6 +25,7 @@ METRIC_NAMES = [
     "predictive entropy ratio",
     "AUROC held-out vs seen",
 ]
+N_ROWS = 15
 
 
 def _table_values(text):
@@ -42,11 +49,12 @@ def test_demo_quick_runs_prints_table_and_writes_figure(tmp_path, monkeypatch, c
     out = capsys.readouterr().out
 
     values = _table_values(out)
-    assert len(values) == 10
+    assert len(values) == N_ROWS
     for name in METRIC_NAMES:
         assert any(metric.startswith(name) for metric in values), name
     assert all(math.isfinite(v) for v in values.values()), values
     assert 0 <= values["90% interval coverage"] <= 1
+    assert 0 <= values["90% interval coverage beyond the range"] <= 1
     assert 0 <= values["test ECE (15 bins, seen digits)"] <= 1
     assert "[1/3]" in out and "[3/3]" in out
 
@@ -64,8 +72,49 @@ def test_demo_without_matplotlib_still_prints_table(tmp_path, monkeypatch, capsy
     assert "matplotlib is not installed" in out
     assert "pip install" in out
     assert not out_path.exists()
-    assert len(_table_values(out)) == 10
+    values = _table_values(out)
+    assert len(values) == N_ROWS
     assert 0 <= results["classification"]["accuracy"] <= 1
+    # The table prints what the run computed (nothing staged).
+    reg = results["regression"]
+    printed = {
+        "rmse": "test RMSE (|x| < 5, as trained)",
+        "rmse_linear": "test RMSE of a linear model (reference)",
+        "nll": "test NLL (Gaussian, per row)",
+        "coverage": "90% interval coverage",
+    }
+    for key, metric in printed.items():
+        assert values[metric] == pytest.approx(reg[key], abs=5e-4), key
+    # Recomputed from the returned arrays.
+    assert reg["rmse"] == pytest.approx(np.sqrt(np.mean((reg["y_test"] - reg["mean"]) ** 2)))
+    assert reg["coverage"] == pytest.approx(
+        np.mean(np.abs(reg["y_test"] - reg["mean"]) <= 1.6448536 * reg["std"])
+    )
+
+
+@pytest.mark.slow
+def test_readme_quotes_what_the_full_demo_prints(tmp_path, capsys):
+    # The full demo (about 30 s on two cores): the README's table is this run's output.
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    quoted = readme.split("It prints (seed 0")[1].split("```text\n")[1].split("```")[0]
+    _demo.run_demo(seed=0, out=None, verbose=0)
+    printed = capsys.readouterr().out
+    assert quoted.strip() in printed
+
+
+def test_wave_data_has_the_stated_noise():
+    rng = np.random.RandomState(0)
+    X, y = _demo.make_wave(40_000, rng)
+    assert X.shape == (40_000, 1) and np.all(np.abs(X) <= _demo.X_RANGE)
+    standardised = (y - _demo.wave(X[:, 0])) / _demo.wave_noise_std(X[:, 0])
+    # Standard normal: the mean's standard error is 0.005, the std's 0.0035.
+    assert abs(standardised.mean()) < 0.02
+    assert standardised.std() == pytest.approx(1.0, abs=0.015)
+    X_beyond, _ = _demo.make_wave(2_000, rng, beyond=True)
+    assert np.all((np.abs(X_beyond) > _demo.X_RANGE) & (np.abs(X_beyond) < _demo.X_BEYOND))
+    assert 0.4 < np.mean(X_beyond > 0) < 0.6  # both sides of the training range
 
 
 def test_command_line_lists_demo_and_needs_a_command(capsys):

@@ -5,9 +5,11 @@ from ._net import DivergenceError
 from .bbb import BayesianMLPClassifier, BayesianMLPRegressor
 from .ensemble import DeepEnsembleClassifier, DeepEnsembleRegressor
 from .hyper_ensemble import HyperDeepEnsembleClassifier, HyperDeepEnsembleRegressor
+from .laplace import LaplaceClassifier, LaplaceRegressor
 from .last_layer import LastLayerBayesianRegressor, LastLayerLaplaceClassifier
 from .mc_dropout import MCDropoutClassifier, MCDropoutRegressor
 from .pbp import PBPRegressor
+from .swag import SWAGClassifier, SWAGRegressor
 from .uncertainty import ClassificationUncertainty, RegressionUncertainty
 
 __version__ = "0.1.0"
@@ -21,12 +23,16 @@ __all__ = [
     "DivergenceError",
     "HyperDeepEnsembleClassifier",
     "HyperDeepEnsembleRegressor",
+    "LaplaceClassifier",
+    "LaplaceRegressor",
     "LastLayerBayesianRegressor",
     "LastLayerLaplaceClassifier",
     "MCDropoutClassifier",
     "MCDropoutRegressor",
     "PBPRegressor",
     "RegressionUncertainty",
+    "SWAGClassifier",
+    "SWAGRegressor",
     "predict_interval",
     "predict_uncertainty",
     "sample_predictions",

@@ -7,22 +7,29 @@ import warnings
 
 import numpy as np
 import torch
-from scipy.optimize import brentq
-from sklearn.base import MetaEstimatorMixin, clone
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import train_test_split
-from sklearn.pipeline import Pipeline
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
-from skorch import NeuralNet
+from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from ._base import (
-    BaseBayesianNetwork,
-    BayesianClassifierMixin,
-    BayesianRegressorMixin,
-    _seed_from,
+from ._base import BayesianClassifierMixin, BayesianRegressorMixin, _seed_from
+from ._posterior import (
+    FullCurvature,
+    _RecordInput,
+    laplace_prior_precision,
+    log_marginal_likelihood,
+    probit_log_proba,
+)
+from ._posthoc import (
+    DEFAULT_NETWORK_DOC,
+    ESTIMATOR_DOC,
+    BasePostHoc,
+    ProbitPredictiveMixin,
+    default_network,
+    transformed,
+    unwrap,
 )
 from .nn._views import module_view
 
@@ -34,46 +41,9 @@ _FEATURE_BATCH = 8192
 #: Gamma hyper-priors of the evidence maximisation (as in BayesianRidge).
 _HYPER = 1e-6
 
-#: The default network (``estimator=None``), pinned here rather than inherited from
-#: MCDropoutClassifier / MCDropoutRegressor, so that changes to those estimators'
-#: defaults do not change these ones.  A deterministic one-hidden-layer MLP trained
-#: as a MAP estimate: Adam with an L2 penalty of ``_DEFAULT_NETWORK_PRIOR / n_train``
-#: on the mean loss is the gradient of ``sum_n loss_n + prior / 2 |theta|^2`` divided
-#: by ``n_train``, i.e. the posterior mode under a ``N(0, 1 / prior)`` prior on every
-#: weight and bias (the prior of BayesianMLPClassifier's default, ``prior_scale=1``).
-_DEFAULT_NETWORK = dict(
-    hidden_layer_sizes=(50,),
-    activation="relu",
-    dropout=0.0,
-    lr=1e-3,
-    optimizer="adam",
-    batch_size=32,
-    early_stopping=False,
-    calibrate=False,
-)
-_DEFAULT_NETWORK_PRIOR = 1.0
-#: Epochs of the default network: ``_DEFAULT_MAX_EPOCHS``, fewer where that would
-#: exceed ``_DEFAULT_MAX_STEPS`` optimiser steps, at least ``_DEFAULT_MIN_EPOCHS``.
-_DEFAULT_MAX_EPOCHS, _DEFAULT_MAX_STEPS, _DEFAULT_MIN_EPOCHS = 200, 10_000, 10
-
 #: Candidate prior precisions for ``prior_precision='holdout'``: 1e-4 to 1e4, ten per
 #: decade (the range of laplace-torch's ``optimize_prior_precision(method='gridsearch')``).
 _PRIOR_PRECISION_GRID = np.logspace(-4.0, 4.0, 81)
-
-
-def _default_network_params(n_train):
-    """Keyword arguments of the default network for ``n_train`` training rows."""
-    n_train = max(int(n_train), 1)
-    steps_per_epoch = math.ceil(n_train / _DEFAULT_NETWORK["batch_size"])
-    max_epochs = min(
-        _DEFAULT_MAX_EPOCHS,
-        max(_DEFAULT_MIN_EPOCHS, math.ceil(_DEFAULT_MAX_STEPS / steps_per_epoch)),
-    )
-    return dict(
-        _DEFAULT_NETWORK,
-        max_epochs=max_epochs,
-        weight_decay=_DEFAULT_NETWORK_PRIOR / n_train,
-    )
 
 
 # ------------------------------------------------------------------ the network
@@ -130,9 +100,7 @@ class _FeatureNetwork(nn.Module):
         return candidate
 
     def forward(self, X):
-        if self.transform is not None:  # a Pipeline's transformers, on the CPU in numpy
-            rows = self.transform.transform(X.detach().cpu().numpy())
-            X = torch.as_tensor(np.asarray(rows), device=X.device)
+        X = transformed(self.transform, X)  # a Pipeline's transformers, if any
         captured = []
         view = module_view(
             self.network, lambda m: _RecordInput(m, captured) if m is self.layer else None
@@ -144,102 +112,24 @@ class _FeatureNetwork(nn.Module):
         return captured[-1].reshape(len(X), -1).to(torch.float64)
 
 
-class _RecordInput(nn.Module):
-    """``layer``, appending its input to ``sink`` (one prediction call's list)."""
-
-    def __init__(self, layer, sink):
-        super().__init__()
-        self.layer, self.sink = layer, sink
-
-    def forward(self, x, *args, **kwargs):
-        self.sink.append(x)
-        return self.layer(x, *args, **kwargs)
-
-
-def _unwrap(estimator):
-    """(fitted network module, device, transform) of a fitted estimator."""
-    transform = None
-    if isinstance(estimator, FrozenEstimator):
-        estimator = estimator.estimator
-    if isinstance(estimator, Pipeline):
-        transform, estimator = estimator[:-1], estimator[-1]
-        if isinstance(estimator, FrozenEstimator):
-            estimator = estimator.estimator
-    if isinstance(estimator, BaseBayesianNetwork):
-        check_is_fitted(estimator)
-        return estimator.module_, torch.device(estimator.net_.device), transform
-    if isinstance(estimator, NeuralNet):
-        if not getattr(estimator, "initialized_", False):
-            raise ValueError("The skorch net is not initialized: fit it, or do not freeze it.")
-        return estimator.module_, torch.device(estimator.device), transform
-    raise TypeError(
-        "estimator must be an skbdl estimator or a skorch net (optionally in a Pipeline "
-        f"after transformers, optionally in a FrozenEstimator); got {type(estimator).__name__}."
-    )
-
-
-class _BaseLastLayer(MetaEstimatorMixin, BaseBayesianNetwork):
+class _BaseLastLayer(BasePostHoc):
     _parameter_constraints = {
-        "estimator": [None, HasMethods(["fit"])],
+        **BasePostHoc._parameter_constraints,
         "last_layer": [None, str],
-        "n_samples": [Interval(numbers.Integral, 1, None, closed="left")],
-        "predict_batch_size": [None, Interval(numbers.Integral, 1, None, closed="left")],
-        "random_state": ["random_state"],
     }
-
-    # ------------------------------------------------------------- fitting
-    def _make_default_module(self, n_features_in, n_outputs):
-        raise NotImplementedError("the network comes from `estimator`")
-
-    def _default_estimator(self, seed, n_train):
-        """The unfitted default network for ``n_train`` rows (``estimator=None``)."""
-        raise NotImplementedError
-
-    def _fit_estimator(self, X, y, y_network):
-        """The fitted network: ``estimator`` cloned and fitted, or as is if frozen."""
-        rng = np.random.RandomState(_seed_from(self.random_state))
-        if self.estimator is None:
-            estimator = self._default_estimator(_seed_from(rng), len(X))
-        else:
-            estimator = clone(self.estimator)  # a FrozenEstimator clones to itself
-        if isinstance(estimator, FrozenEstimator):
-            if not estimator.__sklearn_is_fitted__() and not getattr(
-                estimator.estimator, "initialized_", False
-            ):
-                raise ValueError("The estimator in the FrozenEstimator is not fitted.")
-        elif isinstance(estimator, NeuralNet):
-            estimator.fit(X.astype(np.float32), y_network)
-        else:
-            estimator.fit(X, y)
-        return estimator, rng
 
     def _read_network(self, estimator, X):
         """``(features_net, features of X, device)`` of a fitted network."""
-        network, device, transform = _unwrap(estimator)
+        network, device, transform, _ = unwrap(estimator)
         layer = _last_linear(network, self.last_layer)
         X_rows = X.astype(np.float32)  # rounded as at prediction time
         probe = torch.tensor(X_rows[:2], device=device)
         features_net = _FeatureNetwork.build(network, layer, transform, probe)
         return features_net, self._features(features_net, X_rows, device), device
 
-    def _select(self, X, y):
-        """Hyper-parameters of the head chosen before the final network is fitted
-        (passed to :meth:`_fit_head`); None by default."""
-        return None
-
-    def _fit(self, X, y):
-        X, y = validate_data(
-            self, X, y, dtype=[np.float64, np.float32], **self._target_validation()
-        )
-        selected = self._select(X, y)
-        estimator, rng = self._fit_estimator(X, y, self._network_targets(y))
+    def _fit_posterior(self, estimator, X, y, selected):
         features_net, features, device = self._read_network(estimator, X)
-        head = self._fit_head(features_net, features, y, selected)
-        self.estimator_ = estimator
-        self._head = head.to(device).eval()
-        self._device_ = device
-        self._predict_seed = _seed_from(rng)
-        return self
+        return self._fit_head(features_net, features, y, selected), device
 
     @staticmethod
     def _features(features_net, X, device):
@@ -249,42 +139,22 @@ class _BaseLastLayer(MetaEstimatorMixin, BaseBayesianNetwork):
             parts.append(features_net(chunk.to(device)).cpu().numpy())
         return np.concatenate(parts) if parts else np.empty((0, 0))
 
-    # ---------------------------------------------------------- prediction
-    def __sklearn_is_fitted__(self):
-        return hasattr(self, "_head")
-
-    def _prediction_module(self):
-        return self._head, self._device_
-
     @property
     def module_(self):
         """The network read up to its last layer, with the Bayesian last layer."""
         check_is_fitted(self)
         return self._head
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.non_deterministic = False
-        return tags
 
+_DEFAULT_NETWORK_DOC = DEFAULT_NETWORK_DOC
 
-_DEFAULT_NETWORK_DOC = """skbdl's default network, trained as a MAP estimate:
-        ``MCDropout{cls}(hidden_layer_sizes=(50,), dropout=0.0,
-        weight_decay=1 / n_train, batch_size=32, lr=1e-3)`` for 200 epochs (fewer
-        where that would exceed 10 000 steps, at least 10): a deterministic MLP whose
-        weight decay is a ``N(0, 1)`` prior on its weights and biases (these
-        settings are fixed here, not taken from MCDropout{cls}'s defaults)"""
-
-_COMMON_PARAMS = """
+_COMMON_PARAMS = (
+    """
     Parameters
     ----------
-    estimator : estimator, default=None
-        The network: an skbdl estimator, a skorch net, or a ``Pipeline`` ending in
-        one (the transformers are applied before the network).  It is cloned and
-        fitted by ``fit``, unless wrapped in :class:`sklearn.frozen.FrozenEstimator`,
-        which uses a network trained beforehand as it is.  ``None`` trains
-        {default}.
-    last_layer : str, default=None
+"""
+    + ESTIMATOR_DOC
+    + """    last_layer : str, default=None
         Name (as in ``module.get_submodule``) of the ``torch.nn.Linear`` layer that
         maps the penultimate features to the network's outputs; its input is the
         feature vector.  ``None`` takes the last ``nn.Linear`` the module registers
@@ -299,6 +169,7 @@ _COMMON_PARAMS = """
         Seeds the default network (when ``estimator`` is None) and the draws of the
         last-layer weights at prediction time.
 """
+)
 
 
 # ------------------------------------------------------------------ regression
@@ -550,11 +421,7 @@ class LastLayerBayesianRegressor(BayesianRegressorMixin, _BaseLastLayer):
         self.random_state = random_state
 
     def _default_estimator(self, seed, n_train):
-        from .mc_dropout import MCDropoutRegressor
-
-        return MCDropoutRegressor(
-            **_default_network_params(n_train), likelihood="homoscedastic", random_state=seed
-        )
+        return default_network(False, seed, n_train, likelihood="homoscedastic")
 
     def _network_targets(self, y):
         return y.reshape(len(y), -1).astype(np.float32)
@@ -597,16 +464,16 @@ class _LaplaceHead(nn.Module):
     """Gaussian (Laplace) posterior of a linear softmax layer on a feature network.
 
     ``weight_mean`` is ``(n_classes, n_features + 1)`` (the bias last);
-    ``covariance`` is over its row-major flattening; ``scale_root`` is a square
-    root of ``covariance`` (``covariance = R R^T``).
+    ``posterior`` a :class:`skbdl._posterior.DenseCovariance` over its row-major
+    flattening (the full-covariance structure on the last-layer subset).
     """
 
-    def __init__(self, features, weight_mean, covariance, scale_root):
+    def __init__(self, features, weight_mean, posterior):
         super().__init__()
         self.features = features
         self.register_buffer("weight_mean", torch.as_tensor(weight_mean, dtype=torch.float64))
-        self.register_buffer("covariance", torch.as_tensor(covariance, dtype=torch.float64))
-        self.register_buffer("scale_root", torch.as_tensor(scale_root, dtype=torch.float64))
+        self.posterior = posterior
+        self.register_buffer("covariance", posterior.dense())
 
     def augmented(self, X):
         phi = self.features(X)
@@ -614,7 +481,8 @@ class _LaplaceHead(nn.Module):
 
     def logit_moments(self, X):
         """Mean ``(n_rows, n_classes)`` and covariance ``(n_rows, n_classes, n_classes)``
-        of the logits under the posterior."""
+        of the logits under the posterior: ``J Sigma J^T`` with ``J = I (x) phi^T``,
+        block by block (no ``(n_rows, n_classes, n_params)`` Jacobian)."""
         phi = self.augmented(X)
         n_classes, width = self.weight_mean.shape
         blocks = self.covariance.view(n_classes, width, n_classes, width)
@@ -625,37 +493,16 @@ class _LaplaceHead(nn.Module):
         return phi @ self.weight_mean.T, cov
 
     def probit(self, X):
-        """Probit-approximated predictive probabilities, ``(1, n_rows, n_classes)``.
-
-        ``p_c = 1 / sum_d exp(-(mu_c - mu_d) / sqrt(1 + pi v_cd / 8))`` with ``v_cd``
-        the variance of the logit difference ``f_c - f_d`` (then normalised): the
-        probit approximation applied to each pairwise logistic comparison, which is
-        MacKay's for two classes and, unlike a per-logit one, ignores the posterior
-        variance of a shift common to all logits (to which the softmax is blind).
-        """
-        return torch.exp(_probit_log_proba(*self.logit_moments(X)))[None]
+        """Pairwise-probit predictive probabilities, ``(1, n_rows, n_classes)`` (see
+        :func:`skbdl._posterior.probit_log_proba`)."""
+        return torch.exp(probit_log_proba(*self.logit_moments(X)))[None]
 
     def sample(self, X, n_samples, generator):
         """Logits of ``n_samples`` last layers drawn from the posterior, ``(S, n, C)``."""
         phi = self.augmented(X)
-        n_params = self.scale_root.shape[0]
-        noise = torch.randn(
-            (n_samples, n_params), generator=generator, dtype=torch.float64, device=generator.device
-        )
-        weights = self.weight_mean.reshape(-1) + noise.to(phi.device) @ self.scale_root.T
+        weights = self.weight_mean.reshape(-1) + self.posterior.sample(n_samples, generator)
         weights = weights.view(n_samples, *self.weight_mean.shape)
         return torch.einsum("nj,scj->snc", phi, weights)
-
-
-def _probit_log_proba(mean, cov):
-    """Log of the pairwise-probit predictive probabilities (see ``_LaplaceHead.probit``)
-    from logit means ``(n, C)`` and covariances ``(n, C, C)``."""
-    diagonal = cov.diagonal(dim1=1, dim2=2)
-    diff_var = (diagonal[:, :, None] + diagonal[:, None, :] - 2.0 * cov).clamp_min(0.0)
-    diff_mean = mean[:, :, None] - mean[:, None, :]
-    scaled = diff_mean / torch.sqrt(1.0 + math.pi / 8.0 * diff_var)
-    log_unnormalised = -torch.logsumexp(-scaled, dim=2)
-    return log_unnormalised - torch.logsumexp(log_unnormalised, dim=1, keepdim=True)
 
 
 def _ggn_hessian(features, weight_mean):
@@ -676,61 +523,6 @@ def _ggn_hessian(features, weight_mean):
     outer = (proba[:, :, None] * features[:, None, :]).reshape(len(features), -1)
     hessian = hessian.reshape(n_classes * width, -1) - outer.T @ outer
     return hessian, proba
-
-
-def laplace_prior_precision(eigenvalues, weight_mean):
-    """The prior precision that maximises the Laplace marginal likelihood.
-
-    For an isotropic Gaussian prior ``N(0, 1 / delta)`` on ``P`` weights with MAP
-    ``theta`` and likelihood Hessian eigenvalues ``e_i``, the Laplace log marginal
-    likelihood depends on ``delta`` through ``-delta |theta|^2 / 2 + P log(delta) / 2
-    - sum_i log(e_i + delta) / 2``; its maximiser solves
-    ``delta |theta|^2 = sum_i e_i / (e_i + delta)`` (unique; found by Brent's method
-    on ``log delta``).
-
-    Parameters
-    ----------
-    eigenvalues : ndarray of shape (P,)
-        Eigenvalues of the likelihood's Hessian (negative round-off is clipped).
-    weight_mean : ndarray
-        The MAP weights (any shape, ``P`` entries).
-
-    Returns
-    -------
-    delta : float
-
-    See Also
-    --------
-    LastLayerLaplaceClassifier : Uses it to choose its prior precision.
-
-    References
-    ----------
-    D. J. C. MacKay, "The Evidence Framework Applied to Classification Networks",
-    Neural Computation 4(5), 1992.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skbdl.last_layer import laplace_prior_precision
-    >>> delta = laplace_prior_precision(np.array([100.0, 1.0]), np.array([1.0, 0.0]))
-    >>> round(delta * 1.0, 6) == round(100 / (100 + delta) + 1 / (1 + delta), 6)
-    True
-    """
-    e = np.clip(eigenvalues, 0.0, None)
-    norm2 = float(np.sum(np.asarray(weight_mean) ** 2))
-    if norm2 == 0.0 or not np.any(e > 0):
-        return 1.0
-
-    def gap(log_delta):
-        delta = math.exp(log_delta)
-        return float(np.sum(e / (e + delta))) - delta * norm2
-
-    low, high = -40.0, 40.0
-    while gap(low) < 0:
-        low -= 20.0
-    while gap(high) > 0:
-        high += 20.0
-    return math.exp(brentq(gap, low, high, xtol=1e-10))
 
 
 def holdout_prior_precision(features, weight_mean, valid_features, valid_y, grid=None):
@@ -785,9 +577,8 @@ def holdout_prior_precision(features, weight_mean, valid_features, valid_y, grid
     """
     grid = _PRIOR_PRECISION_GRID if grid is None else np.asarray(grid, dtype=np.float64)
     augmented = np.hstack([features, np.ones((len(features), 1))])
-    hessian, _ = _ggn_hessian(augmented, weight_mean)
-    eigenvalues, eigenvectors = np.linalg.eigh(hessian)
-    eigenvalues = torch.as_tensor(np.clip(eigenvalues, 0.0, None))
+    curvature = FullCurvature(_ggn_hessian(augmented, weight_mean)[0])
+    eigenvalues, eigenvectors = torch.as_tensor(curvature.eigenvalues()), curvature.vectors
     n_classes, width = weight_mean.shape
     n_params = weight_mean.size
     basis = torch.as_tensor(eigenvectors).reshape(n_classes, width, n_params)
@@ -803,7 +594,7 @@ def holdout_prior_precision(features, weight_mean, valid_features, valid_y, grid
         index = torch.arange(len(A))
         for i, delta in enumerate(grid):
             cov = (A / (eigenvalues + delta)) @ A.transpose(1, 2)
-            log_proba = _probit_log_proba(mean[rows], cov)
+            log_proba = probit_log_proba(mean[rows], cov)
             total[i] -= log_proba[index, labels[rows]].sum()
     nll = (total / max(len(phi), 1)).numpy()
     return float(grid[int(np.argmin(nll))]), nll
@@ -826,7 +617,7 @@ def _holdout_rows(codes, fraction, seed):
     return np.sort(fit_rows), np.sort(valid_rows)
 
 
-class LastLayerLaplaceClassifier(BayesianClassifierMixin, _BaseLastLayer):
+class LastLayerLaplaceClassifier(ProbitPredictiveMixin, BayesianClassifierMixin, _BaseLastLayer):
     __doc__ = (
         """Make a trained network's last layer Bayesian: classification (Laplace).
 
@@ -961,9 +752,7 @@ class LastLayerLaplaceClassifier(BayesianClassifierMixin, _BaseLastLayer):
         self.random_state = random_state
 
     def _default_estimator(self, seed, n_train):
-        from .mc_dropout import MCDropoutClassifier
-
-        return MCDropoutClassifier(**_default_network_params(n_train), random_state=seed)
+        return default_network(True, seed, n_train)
 
     def _network_targets(self, y):
         return np.unique(y, return_inverse=True)[1].astype(np.int64)
@@ -1031,50 +820,21 @@ class LastLayerLaplaceClassifier(BayesianClassifierMixin, _BaseLastLayer):
         weight, bias, weight_mean = self._layer_weights(features_net, n_outputs)
         augmented = np.hstack([features, np.ones((len(features), 1))])
         hessian, proba = _ggn_hessian(augmented, weight_mean)
-        eigenvalues, eigenvectors = np.linalg.eigh(hessian)
-        eigenvalues = np.clip(eigenvalues, 0.0, None)
+        curvature = FullCurvature(hessian)
         delta, method = selected if selected is not None else (None, "marglik")
         if delta is None:
-            delta = laplace_prior_precision(eigenvalues, weight_mean)
-        inverse_root = eigenvectors / np.sqrt(eigenvalues + delta)
-        covariance = inverse_root @ inverse_root.T
+            delta = laplace_prior_precision(curvature.eigenvalues(), weight_mean)
+        posterior = curvature.covariance(delta)
         observed = np.clip(proba[np.arange(len(y_codes)), y_codes], 1e-300, None)
-        log_lik = float(np.sum(np.log(observed)))
-        n_params = weight_mean.size
-        self.log_marginal_likelihood_ = (
-            log_lik
-            - 0.5 * delta * float(np.sum(weight_mean**2))
-            + 0.5 * n_params * math.log(delta)
-            - 0.5 * float(np.sum(np.log(eigenvalues + delta)))
+        self.log_marginal_likelihood_ = log_marginal_likelihood(
+            np.sum(np.log(observed)), weight_mean, delta, curvature.eigenvalues()
         )
         self.coef_, self.intercept_ = weight, bias
         self.prior_precision_ = delta
         self.prior_precision_method_ = method
-        self.posterior_covariance_ = covariance
-        return _LaplaceHead(features_net, weight_mean, covariance, inverse_root)
+        head = _LaplaceHead(features_net, weight_mean, posterior)
+        self.posterior_covariance_ = head.covariance.numpy()
+        return head
 
     def _sample_outputs(self, module, X, n_samples, seed):
-        return module.sample(X, n_samples, torch.Generator(device=X.device).manual_seed(seed))
-
-    def _probit_samples(self, module, X, n_samples, seed):
-        return module.probit(X)
-
-    def predict_proba(self, X):
-        """Class probabilities averaged over the last layer's posterior.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_rows, n_features)
-            Inputs.
-
-        Returns
-        -------
-        proba : ndarray of shape (n_rows, n_classes)
-            By the probit approximation (``predictive='probit'``) or the mean over
-            ``n_samples`` draws (``'mc'``), columns in the order of ``classes_``.
-        """
-        if self.predictive == "mc":
-            return self.predict_uncertainty(X).proba
-        parts = [out[0] for _, out, _ in self._iter_samples(X, 1, sampler=self._probit_samples)]
-        proba = np.concatenate(parts, axis=0)
-        return proba / proba.sum(axis=1, keepdims=True)
+        return module.sample(X, n_samples, self._generator(X, seed))

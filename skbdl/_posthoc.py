@@ -1,0 +1,212 @@
+"""Post-hoc posteriors on a trained network: what the last-layer and Laplace
+estimators share (the ``estimator=`` argument, its default network, fitting or
+freezing it, and prediction from a posterior module)."""
+
+import math
+import numbers
+
+import numpy as np
+import torch
+from sklearn.base import MetaEstimatorMixin, clone
+from sklearn.frozen import FrozenEstimator
+from sklearn.pipeline import Pipeline
+from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils.validation import check_is_fitted, validate_data
+from skorch import NeuralNet
+
+from ._base import BaseBayesianNetwork, BasePredictor, _seed_from
+
+#: The default network (``estimator=None``), pinned here rather than inherited from
+#: MCDropoutClassifier / MCDropoutRegressor, so that changes to those estimators'
+#: defaults do not change these ones.  A deterministic one-hidden-layer MLP trained
+#: as a MAP estimate: Adam with an L2 penalty of ``_DEFAULT_NETWORK_PRIOR / n_train``
+#: on the mean loss is the gradient of ``sum_n loss_n + prior / 2 |theta|^2`` divided
+#: by ``n_train``, i.e. the posterior mode under a ``N(0, 1 / prior)`` prior on every
+#: weight and bias (the prior of BayesianMLPClassifier's default, ``prior_scale=1``).
+_DEFAULT_NETWORK = dict(
+    hidden_layer_sizes=(50,),
+    activation="relu",
+    dropout=0.0,
+    lr=1e-3,
+    optimizer="adam",
+    batch_size=32,
+    early_stopping=False,
+    calibrate=False,
+)
+_DEFAULT_NETWORK_PRIOR = 1.0
+#: Epochs of the default network: ``_DEFAULT_MAX_EPOCHS``, fewer where that would
+#: exceed ``_DEFAULT_MAX_STEPS`` optimiser steps, at least ``_DEFAULT_MIN_EPOCHS``.
+_DEFAULT_MAX_EPOCHS, _DEFAULT_MAX_STEPS, _DEFAULT_MIN_EPOCHS = 200, 10_000, 10
+
+DEFAULT_NETWORK_DOC = """skbdl's default network, trained as a MAP estimate:
+        ``MCDropout{cls}(hidden_layer_sizes=(50,), dropout=0.0,
+        weight_decay=1 / n_train, batch_size=32, lr=1e-3)`` for 200 epochs (fewer
+        where that would exceed 10 000 steps, at least 10): a deterministic MLP whose
+        weight decay is a ``N(0, 1)`` prior on its weights and biases (these
+        settings are fixed here, not taken from MCDropout{cls}'s defaults)"""
+
+ESTIMATOR_DOC = """    estimator : estimator, default=None
+        The network: an skbdl estimator, a skorch net, or a ``Pipeline`` ending in
+        one (the transformers are applied before the network).  It is cloned and
+        fitted by ``fit``, unless wrapped in :class:`sklearn.frozen.FrozenEstimator`,
+        which uses a network trained beforehand as it is.  ``None`` trains
+        {default}.
+"""
+
+
+def default_network_params(n_train):
+    """Keyword arguments of the default network for ``n_train`` training rows."""
+    n_train = max(int(n_train), 1)
+    steps_per_epoch = math.ceil(n_train / _DEFAULT_NETWORK["batch_size"])
+    max_epochs = min(
+        _DEFAULT_MAX_EPOCHS,
+        max(_DEFAULT_MIN_EPOCHS, math.ceil(_DEFAULT_MAX_STEPS / steps_per_epoch)),
+    )
+    return dict(
+        _DEFAULT_NETWORK,
+        max_epochs=max_epochs,
+        weight_decay=_DEFAULT_NETWORK_PRIOR / n_train,
+    )
+
+
+def default_network(classifier, seed, n_train, **kwargs):
+    """The unfitted default network for ``n_train`` rows."""
+    from .mc_dropout import MCDropoutClassifier, MCDropoutRegressor
+
+    cls = MCDropoutClassifier if classifier else MCDropoutRegressor
+    return cls(**default_network_params(n_train), **kwargs, random_state=seed)
+
+
+def unwrap(estimator):
+    """``(fitted network module, device, transform, inner estimator)`` of a fitted
+    estimator (``transform``: a pipeline's transformers, or None)."""
+    transform = None
+    if isinstance(estimator, FrozenEstimator):
+        estimator = estimator.estimator
+    if isinstance(estimator, Pipeline):
+        transform, estimator = estimator[:-1], estimator[-1]
+        if isinstance(estimator, FrozenEstimator):
+            estimator = estimator.estimator
+    if isinstance(estimator, BaseBayesianNetwork):
+        check_is_fitted(estimator)
+        return estimator.module_, torch.device(estimator.net_.device), transform, estimator
+    if isinstance(estimator, NeuralNet):
+        if not getattr(estimator, "initialized_", False):
+            raise ValueError("The skorch net is not initialized: fit it, or do not freeze it.")
+        return estimator.module_, torch.device(estimator.device), transform, estimator
+    raise TypeError(
+        "estimator must be an SGD-trained skbdl estimator or a skorch net (optionally in "
+        "a Pipeline after transformers, optionally in a FrozenEstimator); got "
+        f"{type(estimator).__name__}."
+    )
+
+
+def transformed(transform, X):
+    """``X`` (a tensor) through a pipeline's transformers, on the CPU in numpy."""
+    if transform is None:
+        return X
+    rows = transform.transform(X.detach().cpu().numpy())
+    return torch.as_tensor(np.asarray(rows), device=X.device)
+
+
+class BasePostHoc(MetaEstimatorMixin, BasePredictor):
+    """A posterior fitted on top of a trained network (``estimator``).
+
+    Subclasses define ``_default_estimator(seed, n_train)``, ``_network_targets(y)``
+    and ``_fit_posterior(estimator, X, y, selected)``, which returns the prediction
+    module and its device; optionally ``_select(X, y)``, hyper-parameters chosen
+    before the final network is fitted.
+    """
+
+    _parameter_constraints = {
+        "estimator": [None, HasMethods(["fit"])],
+        "n_samples": [Interval(numbers.Integral, 1, None, closed="left")],
+        "predict_batch_size": [None, Interval(numbers.Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
+    def _fit_estimator(self, X, y, y_network):
+        """The fitted network: ``estimator`` cloned and fitted, or as is if frozen."""
+        rng = np.random.RandomState(_seed_from(self.random_state))
+        if self.estimator is None:
+            estimator = self._default_estimator(_seed_from(rng), len(X))
+        else:
+            estimator = clone(self.estimator)  # a FrozenEstimator clones to itself
+        if isinstance(estimator, FrozenEstimator):
+            if not estimator.__sklearn_is_fitted__() and not getattr(
+                estimator.estimator, "initialized_", False
+            ):
+                raise ValueError("The estimator in the FrozenEstimator is not fitted.")
+        elif isinstance(estimator, NeuralNet):
+            estimator.fit(X.astype(np.float32), y_network)
+        else:
+            estimator.fit(X, y)
+        return estimator, rng
+
+    def _select(self, X, y):
+        """Hyper-parameters chosen before the final network is fitted (passed to
+        :meth:`_fit_posterior`); None by default."""
+        return None
+
+    def _fit(self, X, y):
+        X, y = validate_data(
+            self, X, y, dtype=[np.float64, np.float32], **self._target_validation()
+        )
+        selected = self._select(X, y)
+        estimator, rng = self._fit_estimator(X, y, self._network_targets(y))
+        head, device = self._fit_posterior(estimator, X, y, selected)
+        self.estimator_ = estimator
+        self._head = head.to(device).eval()
+        self._device_ = device
+        self._predict_seed = _seed_from(rng)
+        return self
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "_head")
+
+    def _prediction_module(self):
+        return self._head, self._device_
+
+    @property
+    def module_(self):
+        """The posterior module: the trained network (a float64 copy of it, when it
+        runs in float64) with the posterior as float64 buffers."""
+        check_is_fitted(self)
+        return self._head
+
+    @staticmethod
+    def _generator(X, seed):
+        return torch.Generator(device=X.device).manual_seed(seed)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        return tags
+
+
+class ProbitPredictiveMixin:
+    """``predict_proba`` by the probit approximation (``predictive='probit'``) or
+    Monte Carlo (``'mc'``); the head's ``probit(X)`` returns ``(1, n_rows, C)``."""
+
+    def _probit_samples(self, module, X, n_samples, seed):
+        return module.probit(X)
+
+    def predict_proba(self, X):
+        """Class probabilities averaged over the posterior.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_rows, n_features)
+            Inputs.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_rows, n_classes)
+            By the probit approximation (``predictive='probit'``) or the mean over
+            ``n_samples`` draws (``'mc'``), columns in the order of ``classes_``.
+        """
+        if self.predictive == "mc":
+            return self.predict_uncertainty(X).proba
+        parts = [out[0] for _, out, _ in self._iter_samples(X, 1, sampler=self._probit_samples)]
+        proba = np.concatenate(parts, axis=0)
+        return proba / proba.sum(axis=1, keepdims=True)

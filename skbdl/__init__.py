@@ -11,6 +11,7 @@ from .mc_dropout import MCDropoutClassifier, MCDropoutRegressor
 from .pbp import PBPRegressor
 from .swag import SWAGClassifier, SWAGRegressor
 from .uncertainty import ClassificationUncertainty, RegressionUncertainty
+from .vae import VariationalAutoencoder
 
 __version__ = "0.1.0"
 
@@ -31,6 +32,7 @@ __all__ = [
     "MCDropoutRegressor",
     "PBPRegressor",
     "RegressionUncertainty",
+    "VariationalAutoencoder",
     "SWAGClassifier",
     "SWAGRegressor",
     "predict_interval",

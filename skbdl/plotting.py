@@ -16,6 +16,7 @@ from . import metrics
 
 __all__ = [
     "plot_accuracy_rejection",
+    "plot_dataset_shift",
     "plot_predictive_band",
     "plot_regression_calibration",
     "plot_reliability_diagram",
@@ -425,4 +426,116 @@ def plot_uncertainty_histograms(
     ax.set_ylabel("fraction of rows")
     ax.set_title(f"AUROC {auroc:.3f}")
     ax.legend(fontsize="small")
+    return ax
+
+
+#: Axis labels of the columns of :func:`skbdl.shift.dataset_shift_report`.
+_SHIFT_METRICS = {
+    "accuracy": "accuracy",
+    "nll": "negative log-likelihood (nats)",
+    "ece": "expected calibration error",
+    "brier": "Brier score",
+    "entropy": "mean predictive entropy (nats)",
+    "epistemic": "mean epistemic uncertainty (nats)",
+}
+
+
+def plot_dataset_shift(report, metric="accuracy", *, kind="box", ax=None):
+    """A metric against the severity of the corruption, as in Ovadia et al. (2019).
+
+    With ``kind='box'`` each severity has one box per model, summarising the
+    metric over the corruptions (the clean images, severity 0, are one value: a
+    flat box).  With ``kind='line'``, a single report draws one thin line per
+    corruption and their mean in bold; several reports draw their means, each
+    with a band from the smallest to the largest corruption's value.
+
+    Parameters
+    ----------
+    report : pandas.DataFrame or dict of str to pandas.DataFrame
+        The output of :func:`skbdl.shift.dataset_shift_report`, or several of them
+        by model name, to compare models side by side.
+    metric : {'accuracy', 'nll', 'ece', 'brier', 'entropy', 'epistemic'}, \
+default='accuracy'
+        The column to draw.
+    kind : {'box', 'line'}, default='box'
+        Box plots over corruptions, or lines.
+    ax : matplotlib Axes, default=None
+        Where to draw; ``None`` makes a new figure.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skbdl.plotting import plot_dataset_shift
+    >>> from skbdl.shift import dataset_shift_report
+    >>> X, y = load_digits(return_X_y=True)
+    >>> model = LogisticRegression(max_iter=2000).fit(X[:1000], y[:1000])
+    >>> report = dataset_shift_report(model, X[1000:], y[1000:], ["contrast", "rotate"],
+    ...                               random_state=0)
+    >>> ax = plot_dataset_shift({"logistic": report}, "ece", ax=Figure().subplots())
+    >>> ax.get_xlabel(), ax.get_ylabel()
+    ('severity (0: clean)', 'expected calibration error')
+    """
+    if metric not in _SHIFT_METRICS:
+        raise ValueError(f"metric must be one of {sorted(_SHIFT_METRICS)}; got {metric!r}.")
+    if kind not in ("box", "line"):
+        raise ValueError(f"kind must be 'box' or 'line'; got {kind!r}.")
+    reports = dict(report) if isinstance(report, dict) else {None: report}
+    ax = _axes(ax)
+    severities = sorted({int(s) for r in reports.values() for s in r["severity"]})
+    colors = [f"C{i}" for i in range(len(reports))]
+    width = 0.8 / len(reports)
+    for i, ((name, frame), color) in enumerate(zip(reports.items(), colors)):
+        values = [frame.loc[frame["severity"] == s, metric].to_numpy(float) for s in severities]
+        if kind == "box":
+            positions = np.array(severities) - 0.4 + width * (i + 0.5)
+            ax.boxplot(
+                values,
+                positions=positions,
+                widths=0.9 * width,
+                patch_artist=True,
+                boxprops=dict(facecolor=color, alpha=0.5, edgecolor=color),
+                medianprops=dict(color="0.15"),
+                whiskerprops=dict(color=color),
+                capprops=dict(color=color),
+                flierprops=dict(marker=".", markeredgecolor=color),
+                manage_ticks=False,
+            )
+            ax.plot([], [], color=color, lw=6, alpha=0.5, label=name)  # legend entry
+        elif len(reports) == 1:
+            for corruption, rows in frame[frame["severity"] > 0].groupby("corruption", sort=False):
+                clean = frame.loc[frame["severity"] == 0, metric].to_numpy(float)
+                x = np.r_[np.zeros(len(clean)), rows["severity"].to_numpy(float)]
+                ax.plot(
+                    x,
+                    np.r_[clean, rows[metric].to_numpy(float)],
+                    lw=0.8,
+                    alpha=0.6,
+                    label=corruption,
+                )
+            means = [np.mean(v) for v in values]
+            ax.plot(severities, means, color="k", lw=2.5, marker="o", label="mean")
+        else:
+            means = [np.mean(v) for v in values]
+            ax.fill_between(
+                severities,
+                [np.min(v) for v in values],
+                [np.max(v) for v in values],
+                color=color,
+                alpha=0.15,
+                lw=0,
+            )
+            ax.plot(severities, means, color=color, lw=2, marker="o", label=name)
+    ax.set_xticks(severities)
+    ax.set_xlabel("severity (0: clean)")
+    ax.set_ylabel(_SHIFT_METRICS[metric])
+    ax.set_title(f"{_SHIFT_METRICS[metric].split(' (')[0].capitalize()} under dataset shift")
+    one_report_lines = kind == "line" and len(reports) == 1
+    if one_report_lines or any(name is not None for name in reports):
+        ax.legend(fontsize="small", ncol=2 if one_report_lines else 1)
     return ax

@@ -16,6 +16,7 @@ import skbdl.datasets
 import skbdl.metrics
 import skbdl.nn
 import skbdl.plotting
+import skbdl.shift
 import skbdl.uncertainty
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,6 +27,7 @@ MODULES = [
     skbdl.uncertainty,
     skbdl.metrics,
     skbdl.plotting,
+    skbdl.shift,
     skbdl.active,
     skbdl.adversarial,
     skbdl.adversarial,

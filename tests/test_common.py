@@ -43,12 +43,25 @@ def fast_instances():
     return instances
 
 
+def variant_instances():
+    """Settings that take code paths the defaults do not (MultiSWAG; diagonal
+    Laplace with Monte Carlo probabilities)."""
+    inner = skbdl.MCDropoutClassifier(**FAST_PARAMS, dropout=0.0, random_state=0)
+    return [
+        skbdl.SWAGRegressor(**FAST_PARAMS, n_models=2, random_state=0),
+        skbdl.LaplaceClassifier(
+            inner, hessian_structure="diag", predictive="mc", n_samples=10, random_state=0
+        ),
+    ]
+
+
 def test_estimators_are_found():
     names = {cls.__name__ for cls in all_estimators()}
     assert {"MCDropoutClassifier", "MCDropoutRegressor"} <= names
+    assert {"SWAGClassifier", "SWAGRegressor", "LaplaceClassifier", "LaplaceRegressor"} <= names
     assert names == {name for name in skbdl.__all__ if name in names}
 
 
-@parametrize_with_checks(fast_instances())
+@parametrize_with_checks(fast_instances() + variant_instances())
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

@@ -108,8 +108,8 @@ plt.show()
 # ------------------------------
 # The first ten images BALD asked for in the last run, with their labels.
 queried = last_run["bald"].labelled[20:30]
-fig, axes = plt.subplots(1, 10, figsize=(10, 1.9), layout="constrained")
-for ax, index in zip(axes, queried):
+fig, axes = plt.subplots(2, 5, figsize=(6, 3.2), layout="constrained")
+for ax, index in zip(axes.flat, queried):
     ax.imshow(X_pool[index].reshape(8, 8), cmap="gray_r")
     ax.set_title(str(y_pool[index]))
     ax.axis("off")

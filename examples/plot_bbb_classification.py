@@ -27,6 +27,7 @@ from sklearn.datasets import make_moons
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+import skbdl
 from skbdl import BayesianMLPClassifier
 
 X, y = make_moons(n_samples=300, noise=0.15, random_state=0)
@@ -43,13 +44,15 @@ print(f"fitted in {time.perf_counter() - start:.1f} s; training accuracy {model.
 # -----------------------
 # ``predict_uncertainty`` returns the model average of the probabilities and, per
 # point, the total (predictive entropy), aleatoric and epistemic parts, in nats.
+# :func:`skbdl.predict_uncertainty` calls it on the pipeline's last step, with the
+# points passed through the scaler first.
 xx, yy = np.meshgrid(np.linspace(-2.5, 3.5, 120), np.linspace(-2.0, 2.5, 90))
 grid = np.c_[xx.ravel(), yy.ravel()]
-u = model[-1].predict_uncertainty(model[0].transform(grid), n_samples=200)
+u = skbdl.predict_uncertainty(model, grid, n_samples=200)
 
 # Epistemic uncertainty on the training points, and far from the data where the
 # model average is undecided (the extrapolated decision boundary).
-on_data = model[-1].predict_uncertainty(model[0].transform(X), n_samples=200)
+on_data = skbdl.predict_uncertainty(model, X, n_samples=200)
 distance = np.min(np.linalg.norm(grid[:, None, :] - X[None, :, :], axis=2), axis=1)
 far_boundary = (distance > 1.0) & (np.abs(u.proba[:, 1] - 0.5) < 0.3)
 print(
@@ -64,25 +67,30 @@ print(
 # %%
 # Maps
 # ----
-fig, axes = plt.subplots(1, 3, figsize=(14, 4), sharey=True)
+# The total uncertainty (top right) is the sum of its aleatoric and epistemic parts
+# (bottom row).
+fig, axes = plt.subplots(2, 2, figsize=(9, 6.6), sharex=True, sharey=True, layout="constrained")
 panels = [
     ("P(class 1)", u.proba[:, 1], "RdBu_r"),
+    ("total: predictive entropy", u.total, "cividis"),
     ("aleatoric: expected entropy", u.aleatoric, "viridis"),
     ("epistemic: mutual information", u.epistemic, "magma"),
 ]
-for ax, (title, values, cmap) in zip(axes, panels):
+for ax, (title, values, cmap) in zip(axes.flat, panels):
     image = ax.contourf(xx, yy, values.reshape(xx.shape), levels=20, cmap=cmap)
     ax.scatter(X[:, 0], X[:, 1], c=y, cmap="coolwarm", s=6, edgecolors="k", linewidths=0.2)
     ax.set_title(title)
-    ax.set_xlabel("$x_1$")
     fig.colorbar(image, ax=ax)
-axes[0].set_ylabel("$x_2$")
-fig.tight_layout()
+for ax in axes[1]:
+    ax.set_xlabel("$x_1$")
+for ax in axes[:, 0]:
+    ax.set_ylabel("$x_2$")
 plt.show()
 
 # %%
-# The aleatoric part is large only along the boundary between the moons, where the
-# data themselves are mixed.  The epistemic part is small on the data and grows
+# The aleatoric part is concentrated along the boundary between the moons, where the
+# data themselves are mixed, and small (mind its colour scale): the moons barely
+# overlap, so each drawn network is confident.  The epistemic part is small on the data and grows
 # away from them, most where the decision boundary is extrapolated: there the
 # drawn networks put the boundary in different places.  A point with high epistemic
 # uncertainty is one to label next (active learning) or to flag as unlike the

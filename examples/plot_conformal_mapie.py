@@ -28,6 +28,7 @@ from mapie.regression import SplitConformalRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+import skbdl
 from skbdl import MCDropoutRegressor
 from skbdl.metrics import interval_coverage, mean_interval_width
 from skbdl.plotting import plot_regression_calibration
@@ -62,14 +63,12 @@ model = make_pipeline(
 # %%
 # Four kinds of 90% interval
 # --------------------------
-# The model's own intervals need the estimator (the pipeline's last step) and the
-# scaled inputs; MAPIE takes the fitted pipeline as it is (``prefit=True``).
-scaler, network = model[0], model[-1]
+# The model's own intervals come through the pipeline with
+# :func:`skbdl.predict_interval` (it calls the last step's ``predict_interval`` on
+# the scaled inputs); MAPIE takes the fitted pipeline as it is (``prefit=True``).
 intervals = {
-    "model, Gaussian summary": network.predict_interval(scaler.transform(X_test), 0.9),
-    "model, mixture quantiles": network.predict_interval(
-        scaler.transform(X_test), 0.9, method="mixture"
-    ),
+    "model, Gaussian summary": skbdl.predict_interval(model, X_test, 0.9),
+    "model, mixture quantiles": skbdl.predict_interval(model, X_test, 0.9, method="mixture"),
 }
 for score in ("std_normalized", "absolute"):
     conformal = SplitConformalRegressor(
@@ -92,7 +91,7 @@ for name, bounds in intervals.items():
 # --------------------------------------------------------------------------
 order = np.argsort(X_test[:, 0])
 x_sorted = X_test[order, 0]
-fig, (ax_band, ax_calibration) = plt.subplots(1, 2, figsize=(12, 4.5))
+fig, (ax_band, ax_calibration) = plt.subplots(1, 2, figsize=(9, 4))
 ax_band.scatter(X_test[order[::6], 0], y_test[order[::6]], s=4, color="0.6", label="test data")
 for (name, bounds), color in zip(
     intervals.items(), ("tab:blue", "tab:cyan", "tab:orange", "tab:green")

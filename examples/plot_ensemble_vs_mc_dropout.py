@@ -24,6 +24,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+import skbdl
 from skbdl import (
     BayesianMLPRegressor,
     DeepEnsembleRegressor,
@@ -73,7 +74,7 @@ for name, u in results.items():
 
 # %%
 # Plot the predictive mean, the total and the epistemic two-sigma bands.
-fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), sharey=True)
 for ax, (name, u) in zip(axes, results.items()):
     ax.axvspan(-1, 1, color="0.92", label="no training data")
     ax.scatter(x_train, y_train, s=5, color="0.4", label="training data")
@@ -127,10 +128,8 @@ start = time.perf_counter()
 plain.fit(X_train, y_train)
 for name, model in more_models.items():
     model.fit(X_train, y_train)
-    if hasattr(model, "steps"):  # a pipeline: the last step takes scaled inputs
-        results[name] = model[-1].predict_uncertainty(model[0].transform(X_grid))
-    else:
-        results[name] = model.predict_uncertainty(X_grid)
+    # Through a pipeline too: the last step's predict_uncertainty, on scaled inputs.
+    results[name] = skbdl.predict_uncertainty(model, X_grid)
 print(f"three more methods fitted in {time.perf_counter() - start:.1f} s")
 
 print(f"{'epistemic std':<32}" + "".join(f"{r:>10}" for r in regions) + "  gap/data")
@@ -139,7 +138,9 @@ for name, u in results.items():
     cells = "".join(f"{v:10.3f}" for v in std.values())
     print(f"{name[:31]:<32}{cells}{std['gap'] / std['data']:10.1f}")
 
-fig, axes = plt.subplots(2, 3, figsize=(13, 7), sharex=True, sharey=True)
+# Two panels a row, so that each stays readable at the width of the page; the
+# legend takes the free sixth place.
+fig, axes = plt.subplots(3, 2, figsize=(9, 9.5), sharex=True, sharey=True)
 for ax, (name, u) in zip(axes.flat, results.items()):
     ax.axvspan(-1, 1, color="0.93")
     plot_predictive_band(
@@ -147,8 +148,15 @@ for ax, (name, u) in zip(axes.flat, results.items()):
     )
     ax.set_ylim(-4, 4)
     ax.get_legend().remove()
-axes.flat[0].legend(*axes.flat[0].get_legend_handles_labels(), loc="upper left", fontsize=8)
 axes.flat[-1].axis("off")
+axes.flat[-1].legend(*axes.flat[0].get_legend_handles_labels(), loc="center", fontsize=10)
+for ax in axes.flat[:-1]:
+    if ax not in axes[:, 0]:
+        ax.set_ylabel("")
+    if ax not in axes[-1]:
+        ax.set_xlabel("")
+axes[-2, -1].xaxis.set_tick_params(labelbottom=True)
+axes[-2, -1].set_xlabel("x")
 fig.tight_layout()
 plt.show()
 

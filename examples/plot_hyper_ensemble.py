@@ -23,6 +23,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+import skbdl
 from skbdl import DeepEnsembleRegressor, HyperDeepEnsembleRegressor
 from skbdl.metrics import gaussian_mixture_nll
 
@@ -39,9 +40,9 @@ for seed in range(2):
         ),
     ]:
         pipe = make_pipeline(StandardScaler(), model).fit(X_train, y_train)
-        X_scaled = pipe[0].transform(X_test)
-        means, variances = model.sample_predictions(X_scaled)
-        low, high = model.predict_interval(X_scaled, confidence=0.9).T
+        # Through the pipeline: the ensemble's own methods, on scaled inputs.
+        means, variances = skbdl.sample_predictions(pipe, X_test)
+        low, high = skbdl.predict_interval(pipe, X_test, confidence=0.9).T
         scores[name].append(
             (
                 -gaussian_mixture_nll(y_test, means, variances),

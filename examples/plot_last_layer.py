@@ -78,8 +78,13 @@ print(
 # %%
 # Plot
 # ----
-fig, axes = plt.subplots(1, 3, figsize=(13, 4), layout="constrained")
-ax = axes[0]
+# The regression across the top, the two confidence maps below it: each panel stays
+# readable at the width of the page.
+axes = plt.figure(figsize=(9, 8), layout="constrained").subplot_mosaic(
+    [["regression", "regression"], ["alone", "laplace"]], height_ratios=[1, 1.15]
+)
+fig = axes["regression"].figure
+ax = axes["regression"]
 ax.fill_between(
     x_grid,
     u.mean - 2 * u.std,
@@ -94,17 +99,17 @@ ax.plot(x_grid, u.mean, color="tab:orange", lw=2, label="predictive mean")
 ax.scatter(x, y, s=6, color="k", alpha=0.5)
 ax.set_ylim(-4, 4)
 ax.set_title("LastLayerBayesianRegressor")
-ax.legend(loc="lower left", fontsize=8)
+ax.legend(loc="lower left", fontsize=9)
 for ax, confidence, title in [
-    (axes[1], confidence_alone, "network alone: top probability"),
-    (axes[2], confidence_laplace, "last-layer Laplace: top probability"),
+    (axes["alone"], confidence_alone, "network alone: top probability"),
+    (axes["laplace"], confidence_laplace, "last-layer Laplace: top probability"),
 ]:
     image = ax.imshow(
         confidence, extent=(-10, 10, -10, 10), origin="lower", vmin=1 / 3, vmax=1, cmap="viridis"
     )
     ax.scatter(*points.T, c=labels, s=6, cmap="Set1", edgecolor="k", linewidth=0.3)
     ax.set_title(title)
-fig.colorbar(image, ax=axes[1:], shrink=0.8)
+fig.colorbar(image, ax=[axes["alone"], axes["laplace"]], shrink=0.8)
 
 # Without a display matplotlib uses its Agg backend and ``show`` does nothing.
 plt.show()

@@ -112,8 +112,12 @@ for model_name, result in scores.items():
 # %%
 # The distributions behind the numbers: each method's best score
 # --------------------------------------------------------------
-fig, axes = plt.subplots(1, len(scores), figsize=(4 * len(scores), 3.4), sharey=True)
-for ax, (model_name, result) in zip(axes, scores.items()):
+# Three panels a row, so that each stays readable at the width of the page.
+n_rows = -(-len(scores) // 3)
+fig, axes = plt.subplots(n_rows, 3, figsize=(9, 3.3 * n_rows), sharey=True, squeeze=False)
+for ax in axes.flat[len(scores) :]:
+    ax.set_visible(False)
+for ax, (model_name, result) in zip(axes.flat, scores.items()):
     best = max(result["in"], key=lambda s: auroc[model_name, s])
     plot_uncertainty_histograms(
         result["in"][best],
@@ -125,7 +129,17 @@ for ax, (model_name, result) in zip(axes, scores.items()):
         ax=ax,
     )
     ax.set_title(f"{model_name}\nAUROC {auroc[model_name, best]:.3f}", fontsize=10)
-    ax.legend(fontsize=7)
+    ax.get_legend().remove()
+    if ax not in axes[:, 0]:
+        ax.set_ylabel("")
+# One legend for all panels, in the first free slot (or below the panels).
+handles, labels = axes.flat[0].get_legend_handles_labels()
+if len(scores) < axes.size:
+    axes.flat[len(scores)].set_visible(True)
+    axes.flat[len(scores)].axis("off")
+    axes.flat[len(scores)].legend(handles, labels, loc="center", fontsize=10)
+else:
+    fig.legend(handles, labels, loc="lower center", ncols=2, fontsize=10)
 fig.tight_layout()
 plt.show()
 

@@ -245,6 +245,7 @@ def ggn_curvature(structure, module, subset, batches, kind, n_outputs=None):
             total = total + M.square().sum(dim=(0, 1))
         else:
             sinks = [[] for _ in layers]
+
             def record(m, sinks=sinks):
                 return _RecordInput(m, sinks[ids[id(m)]]) if id(m) in ids else None
 

@@ -29,7 +29,7 @@ from .nn._views import functional_copy, module_view
 __all__ = ["SWAGClassifier", "SWAGRegressor"]
 
 
-class SWAGCollector(Callback):
+class _SWAGCollector(Callback):
     """skorch callback: the SWAG moments of the weights at the end of every epoch
     after the first ``start_epoch`` (:class:`skbdl._posterior.SWAGMoments`)."""
 
@@ -102,7 +102,7 @@ class _BaseSWAG(BaseBayesianNetwork):
         for m in range(self.n_models):
             model_seed = seed if m == 0 else _seed_from(rng)
             torch.manual_seed(model_seed)
-            self._collector = SWAGCollector(start, self.max_rank)
+            self._collector = _SWAGCollector(start, self.max_rank)
             try:
                 net = super()._train_network(X, y, n_outputs, model_seed, device)
             finally:

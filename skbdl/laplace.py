@@ -118,7 +118,7 @@ class _BaseLaplace(BasePostHoc):
         network's outputs on ``X`` and its noise variances (regression; ``noise``:
         ``(kind, constant)``, a None constant meaning the residuals' variance on
         ``y``)."""
-        network, device, transform, inner = unwrap(estimator)
+        network, device, transform, _ = unwrap(estimator)
         X_tensor = torch.tensor(np.ascontiguousarray(X, dtype=np.float32), device=device)
         network, dtype = _LinearisedNetwork.copy_network(network, transform, X_tensor[:2])
         subset = AllWeights() if self.subset_of_weights == "all" else LastLayer()

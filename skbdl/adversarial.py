@@ -142,7 +142,13 @@ def _outputs(final, view, x, n_samples, seed, deterministic):
     draws on axis 0."""
     if not deterministic:
         return final._sample_outputs(view, x, n_samples, seed)
-    out = view(x)
+    try:
+        out = view(x)
+    except NotImplementedError as error:
+        raise ValueError(
+            f"{type(final).__name__} offers no deterministic pass through its module; "
+            "use deterministic=False."
+        ) from error
     single = out[0] if isinstance(out, tuple) else out
     if single.ndim == 2:  # one network: add the draws axis
         return tuple(o[None] for o in out) if isinstance(out, tuple) else out[None]
@@ -220,6 +226,13 @@ class _Objective:
                 )
                 target = self.target[rows].to(self.device)
                 loss = -_log_likelihood(self.final, out, target)
+                if not loss.requires_grad:
+                    raise TypeError(
+                        f"{type(self.final).__name__} computes its predictions without "
+                        "automatic differentiation (a post-hoc posterior over a fixed "
+                        "network), so skbdl.adversarial cannot attack it. Attack the "
+                        "network it was fitted from instead."
+                    )
                 (x_grad,) = torch.autograd.grad(loss.sum(), x)
             nll[rows] = loss.detach().cpu().numpy()
             grad[rows] = x_grad.numpy()

@@ -13,6 +13,7 @@ from torch import nn
 from skbdl import (
     BayesianMLPClassifier,
     DeepEnsembleClassifier,
+    LastLayerLaplaceClassifier,
     MCDropoutClassifier,
     MCDropoutRegressor,
 )
@@ -57,10 +58,10 @@ class Linear(nn.Module):
 def linear_model():
     rng = np.random.RandomState(0)
     X = rng.randn(80, 3)
-    y = np.array(["a", "b", "c"])[rng.randint(3, size=80)]
-    clf = MCDropoutClassifier(Linear, max_epochs=5, calibrate=False, random_state=0, verbose=0).fit(
-        X, y
-    )
+    y = np.array(["a", "b", "c"])[X.argmax(axis=1)]
+    clf = MCDropoutClassifier(
+        Linear, max_epochs=30, lr=1e-2, calibrate=False, random_state=0, verbose=0
+    ).fit(X, y)
     return clf, X, y
 
 
@@ -221,3 +222,46 @@ def test_the_fitted_module_is_untouched(mc_dropout, digits):
         assert (grad is None and p.grad is None) or torch.equal(grad, p.grad)
     np.testing.assert_array_equal(before, mc_dropout.predict_proba(X_test[:20]))
     assert isinstance(mc_dropout.module_, torch.nn.Module)
+
+
+class DropoutCNN(nn.Module):
+    def __init__(self, n_outputs):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, kernel_size=3, padding=1)
+        self.dropout = nn.Dropout(0.2)
+        self.output = nn.Linear(8 * 4 * 4, n_outputs)
+
+    def forward(self, x):
+        hidden = nn.functional.max_pool2d(torch.relu(self.conv(x)), 2).flatten(1)
+        return self.output(self.dropout(hidden))
+
+
+def test_images_are_attacked_in_their_own_shape(digits):
+    X_train, X_test, y_train, y_test = digits
+    images_train, images_test = X_train.reshape(-1, 1, 8, 8), X_test[:100].reshape(-1, 1, 8, 8)
+    clf = MCDropoutClassifier(
+        DropoutCNN,
+        max_epochs=10,
+        lr=1e-2,
+        n_samples=10,
+        calibrate=False,
+        random_state=0,
+        verbose=0,
+    ).fit(images_train, y_train)
+    X_adv = fgsm(clf, images_test, y_test[:100], epsilon=0.1, clip=(0, 1))
+    assert X_adv.shape == images_test.shape
+    assert clf.score(X_adv, y_test[:100]) < clf.score(images_test, y_test[:100]) - 0.1
+    # the gradient of the sum over draws: per-row, whatever rows are batched together
+    grad = input_gradient(clf, images_test, y_test[:100])
+    np.testing.assert_allclose(
+        grad[:7], input_gradient(clf, images_test[:7], y_test[:7]), rtol=1e-5, atol=1e-8
+    )
+
+
+def test_post_hoc_estimators_without_autograd_are_refused():
+    rng = np.random.RandomState(0)
+    X = rng.randn(60, 2)
+    y = (X[:, 0] > 0).astype(int)
+    clf = LastLayerLaplaceClassifier().fit(X, y)
+    with pytest.raises(TypeError, match="without automatic differentiation"):
+        fgsm(clf, X, y, epsilon=0.1)

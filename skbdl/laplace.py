@@ -28,6 +28,8 @@ from ._posthoc import (
     transformed,
     unwrap,
 )
+from .metrics import gaussian_nll
+from .nn import GaussianRegressionModule
 from .nn._mlp import MIN_VARIANCE
 
 __all__ = ["LaplaceClassifier", "LaplaceRegressor"]
@@ -127,16 +129,20 @@ class _BaseLaplace(BasePostHoc):
         with torch.no_grad():
             inputs = head.inputs(X_tensor)
             raw = network(inputs)
+        if raw.ndim != 2:
+            raise ValueError(
+                f"The network's output for {len(X)} rows has shape {tuple(raw.shape)}; "
+                f"{type(self).__name__} needs one network with outputs (n_rows, width) "
+                "(an ensemble is not one network)."
+            )
         classes = kind == "classification"
-        if raw.ndim != 2 or raw.shape[1] not in (
-            (n_outputs,) if classes else (n_outputs, 2 * n_outputs)
-        ):
+        if raw.shape[1] not in ((n_outputs,) if classes else (n_outputs, 2 * n_outputs)):
             what = (
                 f"{n_outputs} classes (the output k must score classes_[k])"
                 if classes
                 else f"{n_outputs} targets (a mean per target, optionally then a variance)"
             )
-            raise ValueError(f"The network has {raw.shape[-1]} outputs but y has {what}.")
+            raise ValueError(f"The network has {raw.shape[1]} outputs but y has {what}.")
         if noise is not None:
             head.noise, constant = noise
             if head.noise == "constant" and constant is None:
@@ -413,6 +419,11 @@ class LaplaceRegressor(BayesianRegressorMixin, _BaseLaplace):
         inner = unwrap(estimator)[3]
         if isinstance(inner, BayesianRegressorMixin):  # its outputs are standardised
             scale, shift, wrapped = inner.y_scale_, inner.y_mean_, inner.net_.module_
+            if not isinstance(wrapped, GaussianRegressionModule):
+                raise TypeError(
+                    f"{type(self).__name__} needs one network with a Gaussian head; "
+                    f"{type(inner).__name__} trains {type(wrapped).__name__}."
+                )
             if wrapped.heteroscedastic:
                 noise = ("heteroscedastic", None)
             else:
@@ -427,12 +438,10 @@ class LaplaceRegressor(BayesianRegressorMixin, _BaseLaplace):
         a, b = scale / self.y_scale_, (shift - self.y_mean_) / self.y_scale_
         head.register_buffer("out_scale", torch.as_tensor(a, device=device))
         head.register_buffer("out_shift", torch.as_tensor(b, device=device))
-        mean = raw[:, :n_outputs].cpu().numpy() * a + b
-        var = noise_var.cpu().numpy() * a**2
-        y_std = (y2 - self.y_mean_) / self.y_scale_
-        log_lik = -0.5 * np.sum(np.log(2 * np.pi * var) + (y_std - mean) ** 2 / var)
-        # The density of y in its own units (the weights' prior is unit-free).
-        self._evidence(log_lik - len(y2) * np.sum(np.log(self.y_scale_)), theta_eigen)
+        # The evidence of y in its own units (the weights' prior is unit-free).
+        mean = raw[:, :n_outputs].cpu().numpy() * scale + shift
+        var = noise_var.cpu().numpy() * scale**2
+        self._evidence(-gaussian_nll(y2, mean, var) * y2.size, theta_eigen)
         return head, device
 
     def _predictive_moments(self, module, X, n_samples, seed):

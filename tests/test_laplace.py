@@ -14,6 +14,7 @@ from skorch import NeuralNetRegressor
 from torch import nn
 
 from skbdl import (
+    DeepEnsembleRegressor,
     LaplaceClassifier,
     LaplaceRegressor,
     LastLayerLaplaceClassifier,
@@ -161,6 +162,9 @@ def test_errors_name_the_cause():
     with pytest.raises(ValueError, match="hessian_structure='diag'"):
         LaplaceClassifier(net).fit(X, y)
     assert LaplaceClassifier(net, hessian_structure="diag").fit(X, y).n_params_ == 8 * 5 + 16 + 27
+    ensemble = DeepEnsembleRegressor(n_estimators=2, max_epochs=2, verbose=0).fit(X, y)
+    with pytest.raises(ValueError, match="an ensemble is not one network"):
+        LaplaceRegressor(FrozenEstimator(ensemble)).fit(X, y)
     binary = y.clip(max=1)
     with pytest.raises(ValueError, match="3 outputs but y has 2 classes"):
         LaplaceClassifier(net, hessian_structure="diag").fit(X, binary)

@@ -10,7 +10,6 @@ import pytest
 import skbdl
 import skbdl.active
 import skbdl.adversarial
-import skbdl.adversarial
 import skbdl.benchmark
 import skbdl.datasets
 import skbdl.metrics
@@ -29,7 +28,6 @@ MODULES = [
     skbdl.plotting,
     skbdl.shift,
     skbdl.active,
-    skbdl.adversarial,
     skbdl.adversarial,
     skbdl.datasets,
     skbdl.benchmark,

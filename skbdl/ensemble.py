@@ -15,7 +15,8 @@ import warnings
 
 import numpy as np
 import torch
-from joblib import Parallel, delayed, effective_n_jobs
+from joblib import Parallel, delayed
+from joblib.parallel import BACKENDS, get_active_backend
 from sklearn.utils._param_validation import Interval, StrOptions
 from skorch.history import History
 from skorch.utils import TeeGenerator
@@ -52,6 +53,22 @@ _GATHER_BUDGET = 2**22
 _BUILD_LOCK = threading.Lock()
 
 _CONTAINERS = {"stacked": StackedMLP, "vmap": VmapEnsemble, "loop": LoopEnsemble}
+
+#: joblib's own backends, which run tasks on this machine (processes or threads).
+_LOCAL_BACKENDS = ("loky", "multiprocessing", "threading", "sequential")
+
+
+def _cluster_backend_active():
+    """Whether an enclosing ``joblib.parallel_config`` selects a backend that runs tasks
+    beyond this machine's joblib pools (Dask, Ray, any registered custom backend).
+
+    On one machine the stacked model trains every member in one pass per batch,
+    faster than separate members in joblib workers whatever their number; only a
+    cluster backend is a reason to train members as tasks.
+    """
+    backend, _ = get_active_backend()
+    local = tuple(BACKENDS[name] for name in _LOCAL_BACKENDS if name in BACKENDS)
+    return type(backend) not in local
 
 
 def _member_seeds(seed, n_members):
@@ -259,7 +276,9 @@ class _BaseDeepEnsemble(BaseBayesianNetwork):
             )
         if self.strategy != "auto":
             return self.strategy
-        if kind == "loop" or effective_n_jobs(self.n_jobs) > 1:
+        # n_jobs alone never switches: joblib workers on one machine are many times
+        # slower than the stacked model (benchmarks/ensemble_n_jobs.py).
+        if kind == "loop" or _cluster_backend_active():
             return "joblib"
         return "vectorized"
 
@@ -365,17 +384,23 @@ _COMMON_DOC = (
         and its own (element-wise) optimizer state.  ``'joblib'``: each member as
         an independent ``joblib`` task with ``n_jobs`` workers, so that inside
         ``with joblib.parallel_config(backend="dask"):`` members train on a Dask
-        cluster.  ``'auto'``: ``'joblib'`` when ``joblib.effective_n_jobs(n_jobs)``
-        is above one (``n_jobs > 1``, or an enclosing ``parallel_config`` asking for
-        several workers, e.g. a Dask backend) or when the user module raises under
-        ``vmap`` (e.g. Python control flow on tensor values; batch norm is fine,
-        each member keeps its own running statistics); ``'vectorized'`` otherwise.
-        Both give the same members for the same ``random_state``, up to float
+        cluster.  ``'auto'``: ``'joblib'`` when an enclosing
+        ``joblib.parallel_config`` selects a cluster backend (Dask, Ray: any backend
+        other than joblib's local ``'loky'``, ``'threading'``, ``'multiprocessing'``
+        and ``'sequential'``) or when the user module raises under ``vmap`` (e.g.
+        Python control flow on tensor values; batch norm is fine, each member keeps
+        its own running statistics); ``'vectorized'`` otherwise, whatever ``n_jobs``
+        says.  Both give the same members for the same ``random_state``, up to float
         round-off, except with ``early_stopping`` or random layers (dropout) in a
         user module.
     n_jobs : int, default=None
-        Number of joblib workers for the ``'joblib'`` strategy (``None``: one, unless
-        an enclosing ``joblib.parallel_config`` says otherwise; ``-1``: all CPUs).
+        Number of joblib workers when the ``'joblib'`` strategy runs (``None``: one,
+        unless an enclosing ``joblib.parallel_config`` says otherwise; ``-1``: all
+        CPUs).  It does not choose the strategy and the ``'vectorized'`` strategy
+        ignores it: on one machine the stacked model is many times faster than
+        members in separate workers (docs/ensembles.md), so ``n_jobs=-1`` set out of
+        habit costs nothing.  Ask for ``strategy='joblib'`` to train members as
+        separate tasks.
 """
     + TRAINING_BUDGET_DOC
     + """    lr : float, default=3e-3

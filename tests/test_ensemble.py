@@ -7,7 +7,8 @@ import tempfile
 import numpy as np
 import pytest
 import torch
-from joblib import parallel_config
+from joblib import parallel_config, register_parallel_backend
+from joblib.parallel import BACKENDS
 from sklearn.model_selection import GridSearchCV
 from sklearn.utils import check_random_state
 from skorch.callbacks import Callback
@@ -176,8 +177,8 @@ def test_joblib_threads_give_the_sequential_result():
     common = dict(FAST, n_estimators=3, random_state=0)
     sequential = DeepEnsembleRegressor(strategy="joblib", **common).fit(X, y)
     with parallel_config(backend="threading"):
-        threaded = DeepEnsembleRegressor(n_jobs=2, **common).fit(X, y)
-    assert threaded.strategy_ == "joblib"  # 'auto' with n_jobs > 1
+        threaded = DeepEnsembleRegressor(strategy="joblib", n_jobs=2, **common).fit(X, y)
+    assert threaded.strategy_ == "joblib"
     np.testing.assert_allclose(threaded.predict(X), sequential.predict(X), rtol=1e-5)
 
 
@@ -191,11 +192,40 @@ def test_auto_strategy_rule():
     assert looped.strategy_ == "joblib" and isinstance(looped.module_, LoopEnsemble)
     with pytest.raises(ValueError, match="vmap"):
         DeepEnsembleRegressor(module=ControlFlowNet, strategy="vectorized", **fit).fit(X, y)
-    with parallel_config(backend="threading"):
-        assert DeepEnsembleRegressor(n_jobs=2, **fit).fit(X, y).strategy_ == "joblib"
-        assert DeepEnsembleRegressor(n_jobs=1, **fit).fit(X, y).strategy_ == "vectorized"
-    with parallel_config(backend="threading", n_jobs=2):
-        assert DeepEnsembleRegressor(**fit).fit(X, y).strategy_ == "joblib"
+
+
+class _ClusterBackend(BACKENDS["threading"]):
+    """Stands for a cluster backend (Dask, Ray): any backend joblib does not ship."""
+
+
+register_parallel_backend("skbdl-test-cluster", _ClusterBackend)
+
+
+@pytest.mark.parametrize("n_jobs", [None, 1, 2, -1])
+@pytest.mark.parametrize(
+    "config",
+    [{}, {"n_jobs": 2}, {"backend": "threading", "n_jobs": 2}, {"backend": "loky"}],
+    ids=["default", "config-n_jobs", "threading", "loky"],
+)
+def test_n_jobs_and_local_backends_never_switch_strategy(n_jobs, config):
+    # The n_jobs trap (issue 12): n_jobs=-1 by habit must not trade the stacked model
+    # for joblib workers, many times slower on one machine.
+    est = DeepEnsembleRegressor(n_jobs=n_jobs, **FAST)
+    with parallel_config(**config):
+        assert est._strategy("stacked") == "vectorized"
+        assert est._strategy("vmap") == "vectorized"
+        assert est._strategy("loop") == "joblib"  # not vmappable: members one by one
+
+
+def test_cluster_backend_or_explicit_strategy_selects_joblib():
+    X, y = regression_data(n=20)
+    fit = dict(FAST, n_estimators=2, max_epochs=1, random_state=0)
+    with parallel_config(backend="skbdl-test-cluster", n_jobs=2):
+        clustered = DeepEnsembleRegressor(**fit).fit(X, y)
+        assert DeepEnsembleRegressor(strategy="vectorized")._strategy("stacked") == "vectorized"
+    assert clustered.strategy_ == "joblib"
+    assert DeepEnsembleRegressor(strategy="joblib", n_jobs=2)._strategy("stacked") == "joblib"
+    assert DeepEnsembleRegressor(n_jobs=2, **fit).fit(X, y).strategy_ == "vectorized"
 
 
 # --------------------------------------------------------------------- members

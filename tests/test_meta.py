@@ -19,6 +19,10 @@ from skbdl import MCDropoutClassifier, MCDropoutRegressor
 
 NET = dict(hidden_layer_sizes=(8,), max_epochs=5, batch_size=32, verbose=0, random_state=0)
 
+# Tiny training budgets keep this file fast; what it tests (the walk through the
+# meta-estimators) does not depend on how well the networks fit.
+pytestmark = pytest.mark.filterwarnings("ignore:Training did not converge")
+
 
 @pytest.fixture(scope="module")
 def reg_data():

@@ -1,122 +1,118 @@
 """
-=======================================================================
-Dataset shift: does a model stay calibrated as its inputs get noisier?
-=======================================================================
+=====================================================================
+Dataset shift: does a model stay calibrated as its inputs get worse?
+=====================================================================
 
 A model is trained on clean images of handwritten digits and then used on images
-that are increasingly corrupted by noise, as happens when a sensor degrades or the
-data drift.  Accuracy falls; the question is whether the model *knows* it is
-falling.  A calibrated model's confidence falls with its accuracy, so that its
-expected calibration error (ECE: the gap between confidence and accuracy, averaged
-over 15 equal-width confidence bins) stays small.
+that are increasingly corrupted -- noise, blur, lost contrast, rotation, compression
+-- as happens when a sensor degrades or the data drift.  Accuracy falls; the
+question is whether the model *knows* it is falling.  A calibrated model's
+confidence falls with its accuracy, so that its expected calibration error (ECE:
+the gap between confidence and accuracy, averaged over 15 equal-width confidence
+bins) stays small.
 
-Ovadia et al. (2019) ran this experiment at scale and found that deterministic
-networks become over-confident under shift, and that deep ensembles hold up best.
-Here is the same experiment on scikit-learn's ``load_digits``, with a deterministic
-``MLPClassifier`` as the baseline.
+Ovadia et al. (2019) ran this experiment at scale on the corruptions of ImageNet-C
+and CIFAR-10-C (Hendrycks & Dietterich 2019) and found that deterministic networks
+become over-confident under shift, and that deep ensembles hold up best.  The book
+repeats it in chapter 8.  :mod:`skbdl.shift` provides twelve of those corruptions at
+five severities and :func:`skbdl.shift.dataset_shift_report`, which scores a fitted
+classifier on each; here they are applied to scikit-learn's ``load_digits``, with a
+deterministic ``MLPClassifier`` as the baseline.
 """
 
 # %%
-# Data and models
+# The corruptions
 # ---------------
-# Pixel intensities are scaled from 0-16 to 0-1, and Gaussian noise of standard
-# deviation ``sigma`` is added to the test images.  (No ``StandardScaler`` here: it
-# would blow the noise up on the border pixels, which are almost constant in the
-# training images.)
+# Pixel intensities are scaled from 0-16 to 0-1 and every corruption is told that
+# range, so that its results stay in it.  Each row shows one corruption at
+# severities 0 (clean) to 5 on the same digit.
 import time
 import warnings
 
 import matplotlib.pyplot as plt
-import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 
-from skbdl import (
-    BayesianMLPClassifier,
-    DeepEnsembleClassifier,
-    LastLayerLaplaceClassifier,
-    MCDropoutClassifier,
-)
-from skbdl.metrics import expected_calibration_error
-from skbdl.plotting import plot_accuracy_rejection, plot_reliability_diagram
-from skbdl.uncertainty import entropy
+from skbdl import BayesianMLPClassifier, DeepEnsembleClassifier, MCDropoutClassifier
+from skbdl.plotting import plot_dataset_shift
+from skbdl.shift import CORRUPTIONS, corrupt, dataset_shift_report
 
 X, y = load_digits(return_X_y=True)
 X = X / 16.0
 X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.4, random_state=0, stratify=y)
-noise_levels = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
-rng = np.random.RandomState(0)
-shifted = {sigma: X_test + sigma * rng.randn(*X_test.shape) for sigma in noise_levels}
 
-settings = dict(hidden_layer_sizes=(100,), max_epochs=40, lr=5e-3, batch_size=128, random_state=0)
-plain = MCDropoutClassifier(dropout=0.0, **settings)
+digit = X_test[y_test == 2][:1]
+names = list(CORRUPTIONS)
+fig, axes = plt.subplots(6, 12, figsize=(9, 5.4), gridspec_kw=dict(wspace=0.08, hspace=0.45))
+for k, name in enumerate(names):
+    row, block = k % 6, 6 * (k // 6)
+    for severity in range(6):
+        image = digit if severity == 0 else corrupt(digit, name, severity, value_range=(0, 1))
+        ax = axes[row, block + severity]
+        ax.imshow(image.reshape(8, 8), cmap="gray_r", vmin=0, vmax=1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if severity == 0:
+            ax.set_title(name, fontsize=8, loc="left")
+fig.suptitle("Twelve corruptions, each at severities 0 (clean) to 5 from left to right")
+plt.show()
+
+# %%
+# Models and the report
+# ---------------------
+# Each model is fitted once on the clean training images; the report corrupts the
+# 719 test images by each corruption at each severity (61 versions of the test set)
+# and scores every model on every version.
+settings = dict(
+    hidden_layer_sizes=(100,), max_epochs=40, lr=5e-3, batch_size=128, random_state=0, verbose=0
+)
 models = {
     "MLPClassifier (deterministic)": MLPClassifier(
         hidden_layer_sizes=(100,), max_iter=300, random_state=0
     ),
-    "MC dropout": MCDropoutClassifier(dropout=0.25, n_samples=50, **settings),
+    "MC dropout": MCDropoutClassifier(dropout=0.25, n_samples=20, **settings),
     "deep ensemble (5)": DeepEnsembleClassifier(n_estimators=5, **settings),
-    "Bayes by Backprop": BayesianMLPClassifier(n_samples=50, **{**settings, "lr": 1e-2}),
-    "last-layer Laplace": LastLayerLaplaceClassifier(FrozenEstimator(plain)),
+    "Bayes by Backprop": BayesianMLPClassifier(n_samples=20, **{**settings, "lr": 1e-2}),
 }
-
-# %%
-# Accuracy and ECE at every noise level
-# -------------------------------------
-# (The MLPClassifier stops at max_iter before its loss has converged; it is 98%
-# accurate on clean images, and training on only makes it more confident.)
-warnings.filterwarnings("ignore", category=ConvergenceWarning)
-start = time.perf_counter()
-plain.fit(X_train, y_train)
-proba = {}
+warnings.filterwarnings("ignore", category=ConvergenceWarning)  # MLPClassifier at max_iter
+reports = {}
 for name, model in models.items():
+    start = time.perf_counter()
     model.fit(X_train, y_train)
-    proba[name] = {sigma: model.predict_proba(Xs) for sigma, Xs in shifted.items()}
-print(f"fitted and evaluated in {time.perf_counter() - start:.1f} s")
+    reports[name] = dataset_shift_report(model, X_test, y_test, value_range=(0, 1), random_state=0)
+    print(f"{name:<30} fitted and evaluated in {time.perf_counter() - start:.1f} s")
 
-accuracy = {
-    name: [np.mean(p[s].argmax(axis=1) == y_test) for s in noise_levels]
-    for name, p in proba.items()
-}
-ece = {
-    name: [expected_calibration_error(y_test, p[s]) for s in noise_levels]
-    for name, p in proba.items()
-}
-print(f"{'noise sigma':<30}" + "".join(f"{s:>8.1f}" for s in noise_levels))
-for metric, values in (("accuracy", accuracy), ("ECE", ece)):
-    print(metric)
-    for name in models:
-        print(f"  {name:<28}" + "".join(f"{v:8.3f}" for v in values[name]))
+print(reports["MC dropout"].head(7).round(3).to_string(index=False))
 
 # %%
-# Under the strongest shift
-# -------------------------
-strongest = noise_levels[-1]
-print(f"ECE at sigma = {strongest}:")
-for name in sorted(models, key=lambda n: ece[n][-1]):
-    print(f"  {name:<30} {ece[name][-1]:.3f}   (accuracy {accuracy[name][-1]:.3f})")
+# Mean over the twelve corruptions, per severity:
+for metric in ("accuracy", "ece", "nll", "epistemic"):
+    print(f"\n{metric:<30}" + "".join(f"{s:>7}" for s in range(6)))
+    for name, report in reports.items():
+        means = report.groupby("severity")[metric].mean()
+        print(f"  {name:<28}" + "".join(f"{v:7.3f}" for v in means))
 
 # %%
-# Accuracy and calibration against the amount of noise; the reliability diagram
-# and the accuracy-rejection curve (rejecting the images of highest predictive
-# entropy first) at the strongest shift.
-fig, axes = plt.subplots(2, 2, figsize=(11, 8.5))
-for name in models:
-    style = dict(marker="o", ms=4, ls="--" if "MLPClassifier" in name else "-")
-    axes[0, 0].plot(noise_levels, accuracy[name], label=name, **style)
-    axes[0, 1].plot(noise_levels, ece[name], label=name, **style)
-    plot_reliability_diagram(y_test, proba[name][strongest], label=name, ax=axes[1, 0])
-    p = proba[name][strongest]
-    plot_accuracy_rejection(y_test, p.argmax(axis=1), entropy(p), label=name, ax=axes[1, 1])
-axes[0, 0].set(xlabel="noise sigma (intensity, 0-1 scale)", ylabel="accuracy", title="Accuracy")
-axes[0, 1].set(xlabel="noise sigma (intensity, 0-1 scale)", ylabel="ECE", title="Calibration error")
-axes[0, 0].legend(fontsize=8)
-axes[1, 0].set_title(f"Reliability at sigma = {strongest}")
-axes[1, 1].set_title(f"Rejecting uncertain images at sigma = {strongest}")
-for ax in axes[1]:
+# The hardest corruptions (accuracy at severity 5):
+for name, report in reports.items():
+    strongest = report[report.severity == 5].set_index("corruption").accuracy.sort_values()
+    print(f"{name:<30} " + ", ".join(f"{c} {a:.2f}" for c, a in strongest.head(4).items()))
+
+# %%
+# Accuracy, calibration and uncertainty against severity
+# ------------------------------------------------------
+# Each box summarises the twelve corruptions at one severity (the clean test set is
+# one value); the lines are means over the corruptions, with a band from the
+# smallest to the largest.
+fig, axes = plt.subplots(2, 2, figsize=(9, 7.5))
+plot_dataset_shift(reports, "accuracy", ax=axes[0, 0])
+plot_dataset_shift(reports, "ece", ax=axes[0, 1])
+plot_dataset_shift(reports, "entropy", kind="line", ax=axes[1, 0])
+plot_dataset_shift(reports, "epistemic", kind="line", ax=axes[1, 1])  # none for the MLP
+for ax in axes.flat:
+    ax.set_title(ax.get_title().replace(" under dataset shift", ""), fontsize=10)
     ax.legend(fontsize=7)
 fig.tight_layout()
 plt.show()
@@ -124,20 +120,28 @@ plt.show()
 # %%
 # Reading the results
 # -------------------
-# On clean images every model is accurate.  As the noise grows, accuracy falls for
-# all of them -- uncertainty does not make a model robust, although averaging over
-# weights (Bayes by Backprop most) loses accuracy a little more slowly -- but their
-# confidence does not fall alike:
+# On clean images every model is accurate (97-98%).  Under corruption, accuracy
+# falls alike for all of them -- to about 52-57% at severity 5, averaged over the
+# twelve corruptions; contrast (chance level, 10%), low resolution, elastic
+# distortion and brightness are the hardest -- so uncertainty does not make a
+# model robust, although averaging over weights (Bayes by Backprop) loses accuracy
+# a little more slowly.
+# Their confidence does not fall alike:
 #
-# * the deterministic network stays confident while it becomes wrong: its
-#   reliability curve runs far below the diagonal and its ECE grows the most;
-# * MC dropout and the deep ensemble become less confident as the inputs move away
-#   from the training data, and are less over-confident than the deterministic
-#   network once the noise is strong;
-# * Bayes by Backprop and the last-layer Laplace approximation are the opposite
-#   case: somewhat *under*-confident on clean images (their ECE there is the
-#   highest), and close to calibrated under the strongest noise.
+# * the deterministic network stays confident while it becomes wrong: its mean
+#   ECE grows from 0.01 to about 0.33 at severity 5;
+# * MC dropout and the deep ensemble do only slightly better here (ECE about 0.31
+#   and 0.32 at severity 5, lower NLL than the deterministic network from
+#   severity 4 on).  On this small problem the five ensemble members agree
+#   closely: their epistemic part (the mutual information) stays below 0.03 nats;
+# * Bayes by Backprop is the opposite case: under-confident on clean images (the
+#   highest ECE there, about 0.08), its uncertainty grows the most with the
+#   severity -- its epistemic part from 0.3 to about 0.9 nats -- and its ECE at
+#   severity 5 (about 0.17) is about half the others'.  Its NLL is nonetheless the
+#   worst at every severity: it pays for the under-confidence on easy images and,
+#   at severities 4 and 5, for the images it gets wrong with high confidence,
+#   which the ECE's bins average away.
 #
-# The accuracy-rejection curves show the other use of the uncertainty: even when
-# the models are wrong on a third of the images or more, deferring their most uncertain
-# predictions keeps the accuracy of the rest high.
+# Ovadia et al. found deep ensembles best at scale; with a 100-unit network
+# trained for 40 epochs on 1 078 digits, weight uncertainty (BBB) is what moves.
+# The numbers printed above are the ones plotted.

@@ -447,7 +447,10 @@ def plot_dataset_shift(report, metric="accuracy", *, kind="box", ax=None):
     metric over the corruptions (the clean images, severity 0, are one value: a
     flat box).  With ``kind='line'``, a single report draws one thin line per
     corruption and their mean in bold; several reports draw their means, each
-    with a band from the smallest to the largest corruption's value.
+    with a band from the smallest to the largest corruption's value.  Each model
+    has the same colour in every figure drawn from the same dict; a model whose
+    column is all NaN (``epistemic`` of a model without a decomposition) is left
+    out.
 
     Parameters
     ----------
@@ -492,6 +495,8 @@ default='accuracy'
     width = 0.8 / len(reports)
     for i, ((name, frame), color) in enumerate(zip(reports.items(), colors)):
         values = [frame.loc[frame["severity"] == s, metric].to_numpy(float) for s in severities]
+        if np.all(np.isnan(np.concatenate(values))):
+            continue  # e.g. no epistemic part; the model keeps its colour
         if kind == "box":
             positions = np.array(severities) - 0.4 + width * (i + 0.5)
             ax.boxplot(

@@ -311,3 +311,18 @@ def test_plot_dataset_shift(fitted):
         plot_dataset_shift(report, "auroc")
     with pytest.raises(ValueError, match="kind"):
         plot_dataset_shift(report, kind="violin")
+
+
+def test_plot_dataset_shift_skips_a_model_without_the_metric(fitted):
+    from matplotlib.figure import Figure
+
+    from skbdl.plotting import plot_dataset_shift
+
+    model, X, y = fitted
+    report = dataset_shift_report(model, X[:100], y[:100], ["contrast"], random_state=0)
+    with_epistemic = report.assign(epistemic=0.1 * report.severity)
+    ax = plot_dataset_shift(
+        {"none": report, "some": with_epistemic}, "epistemic", kind="line", ax=Figure().subplots()
+    )
+    assert [line.get_label() for line in ax.lines] == ["some"]
+    assert ax.lines[0].get_color() == "C1"  # the colour of the second model

@@ -2,6 +2,7 @@
 
 from ._meta import predict_interval, predict_uncertainty, sample_predictions
 from ._net import DivergenceError
+from ._persistence import persistence_trusted_types
 from .bbb import BayesianMLPClassifier, BayesianMLPRegressor
 from .ensemble import DeepEnsembleClassifier, DeepEnsembleRegressor
 from .hyper_ensemble import HyperDeepEnsembleClassifier, HyperDeepEnsembleRegressor
@@ -32,9 +33,10 @@ __all__ = [
     "MCDropoutRegressor",
     "PBPRegressor",
     "RegressionUncertainty",
-    "VariationalAutoencoder",
     "SWAGClassifier",
     "SWAGRegressor",
+    "VariationalAutoencoder",
+    "persistence_trusted_types",
     "predict_interval",
     "predict_uncertainty",
     "sample_predictions",

@@ -33,6 +33,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
+from ._persistence import PersistenceMixin
 from ._reductions import classification_summaries, proba_samples, regression_summaries
 from .nn import GaussianNLLLoss, GaussianRegressionModule
 from .nn._views import DrawnNetwork, module_view
@@ -73,7 +74,7 @@ def _to_numpy(out):
     return out.detach().to("cpu", torch.float64).numpy()
 
 
-class BasePredictor(BaseEstimator, metaclass=ABCMeta):
+class BasePredictor(PersistenceMixin, BaseEstimator, metaclass=ABCMeta):
     """The prediction core of every skbdl estimator; not for direct use.
 
     A method defines ``__init__`` (listing every parameter, as scikit-learn

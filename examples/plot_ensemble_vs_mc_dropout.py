@@ -122,7 +122,7 @@ more_models = {
         BayesianMLPRegressor(likelihood="heteroscedastic", **{**settings, "lr": 1e-2}),
     ),
     "probabilistic backpropagation": make_pipeline(StandardScaler(), PBPRegressor(random_state=0)),
-    "Bayesian last layer": LastLayerBayesianRegressor(FrozenEstimator(plain)),
+    "Bayesian last layer": LastLayerBayesianRegressor(FrozenEstimator(plain), random_state=0),
 }
 start = time.perf_counter()
 plain.fit(X_train, y_train)

@@ -40,7 +40,7 @@ X = x[:, np.newaxis]
 network = MCDropoutRegressor(
     hidden_layer_sizes=(50, 50), dropout=0.0, max_epochs=100, lr=5e-3, random_state=0
 ).fit(X, y)
-bayesian = LastLayerBayesianRegressor(FrozenEstimator(network)).fit(X, y)
+bayesian = LastLayerBayesianRegressor(FrozenEstimator(network), random_state=0).fit(X, y)
 
 x_grid = np.linspace(-7, 7, 300)
 alone = network.predict_uncertainty(x_grid[:, np.newaxis])
@@ -63,7 +63,9 @@ points = centres[labels] + 0.8 * rng.randn(len(labels), 2)
 classifier = MCDropoutClassifier(
     hidden_layer_sizes=(50, 50), dropout=0.0, max_epochs=60, lr=5e-3, random_state=0
 ).fit(points, labels)
-laplace = LastLayerLaplaceClassifier(FrozenEstimator(classifier)).fit(points, labels)
+laplace = LastLayerLaplaceClassifier(FrozenEstimator(classifier), random_state=0).fit(
+    points, labels
+)
 
 grid = np.linspace(-10, 10, 120)
 G = np.array(np.meshgrid(grid, grid)).reshape(2, -1).T

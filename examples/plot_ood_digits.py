@@ -64,7 +64,7 @@ models = {
     "MC dropout": MCDropoutClassifier(dropout=0.25, n_samples=100, **settings),
     "deep ensemble (5)": DeepEnsembleClassifier(n_estimators=5, **settings),
     "Bayes by Backprop": BayesianMLPClassifier(n_samples=100, **{**settings, "lr": 3e-3}),
-    "last-layer Laplace": LastLayerLaplaceClassifier(FrozenEstimator(plain)),
+    "last-layer Laplace": LastLayerLaplaceClassifier(FrozenEstimator(plain), random_state=0),
 }
 baseline = MLPClassifier(hidden_layer_sizes=(100,), max_iter=200, random_state=0)
 

@@ -24,8 +24,9 @@ Conventions
   that all use the same one.
 * Severity is an integer from 1 (mild) to 5 (strong); the effect grows with it.  A
   random corruption given the same ``random_state`` at every severity reuses its
-  random draws, scaled (noise, displacements, rotation signs), so the severities of one
-  image differ by the corruption's strength only.
+  random draws, scaled (Gaussian and speckle noise, the values hit by impulse noise,
+  displacement fields, directions of rotation; only Poisson counts are drawn afresh),
+  so the severities of one image differ by the corruption's strength only.
 * Geometric constants (blur widths, displacements) are in pixels of a 32-pixel image,
   as in CIFAR-10-C, and grow in proportion on larger images (never shrink below
   that, so they act on 8 x 8 digits too).

@@ -11,7 +11,7 @@ from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
 
-from skbdl import VariationalAutoencoder
+from skbdl import DivergenceError, VariationalAutoencoder
 from skbdl.metrics import ood_auroc
 from skbdl.vae import _gaussian_kl_divergence
 
@@ -209,3 +209,26 @@ def test_verbose_prints_the_loss(digits_split, capsys):
     _small(max_epochs=20, verbose=1).fit(digits_split[0][:100])
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 10 and lines[-1].startswith("epoch   20/20")
+
+
+def test_divergence_keeps_the_previous_fit(digits_split):
+    X = digits_split[0][:200]
+    vae = _small().fit(X)
+    before = vae.transform(X)
+    with pytest.raises(DivergenceError, match="Lower the learning rate"):
+        vae.set_params(lr=1e3).fit(X)
+    np.testing.assert_array_equal(vae.transform(X), before)
+
+
+@pytest.mark.gpu
+def test_cuda_matches_the_cpu_in_quality(digits_split):
+    X_train, X_test = digits_split[0], digits_split[1]
+    errors = {}
+    for device in ("cpu", "cuda"):
+        vae = VariationalAutoencoder(5, **{**DIGITS, "max_epochs": 20}, device=device).fit(X_train)
+        reconstruction = vae.inverse_transform(vae.transform(X_test))
+        assert isinstance(reconstruction, np.ndarray) and reconstruction.dtype == np.float64
+        assert np.all(np.isfinite(vae.score_samples(X_test)))
+        assert vae.sample(3, random_state=0).shape == (3, 64)
+        errors[device] = np.mean((reconstruction - X_test) ** 2)
+    assert errors["cuda"] < 1.2 * errors["cpu"], errors

@@ -670,7 +670,7 @@ def dataset_shift_report(
         do, its probabilities and uncertainty decomposition are used.
     X : array-like of shape (n, h, w), (n, c, h, w) or (n, c * h * w)
         Clean test images, in the layout the estimator takes; corrupted copies keep
-        it.
+        it (a DataFrame of flat images stays a DataFrame with its columns).
     y : array-like of shape (n,)
         Their labels.
     corruptions : list of str, default=None
@@ -740,6 +740,7 @@ def dataset_shift_report(
     if unknown:
         raise ValueError(f"Unknown corruptions {unknown}; choose from {sorted(CORRUPTIONS)}.")
     severities = [_check_severity(s) for s in severities]
+    frame = X if hasattr(X, "columns") and hasattr(X, "iloc") else None  # a DataFrame
     X = np.asarray(X)
     y = np.asarray(y)
     if len(y) != len(X):
@@ -762,11 +763,13 @@ def dataset_shift_report(
             "epistemic": epistemic,
         }
 
-    rows = [row("clean", 0, X)]
+    rows = [row("clean", 0, X if frame is None else frame)]
     for name in names:
         for severity in severities:
             shifted = CORRUPTIONS[name](
                 X, severity, seeds[name], image_shape=image_shape, value_range=(low, high)
             )
+            if frame is not None:  # keep the feature names the estimator was fitted with
+                shifted = pd.DataFrame(shifted, index=frame.index, columns=frame.columns)
             rows.append(row(name, severity, shifted))
     return pd.DataFrame(rows)

@@ -326,3 +326,26 @@ def test_plot_dataset_shift_skips_a_model_without_the_metric(fitted):
     )
     assert [line.get_label() for line in ax.lines] == ["some"]
     assert ax.lines[0].get_color() == "C1"  # the colour of the second model
+
+
+def test_report_keeps_a_dataframe_a_dataframe(digits):
+    import warnings
+
+    pd = pytest.importorskip("pandas")
+    X, y = digits
+    frame = pd.DataFrame(X, columns=[f"pixel{i}" for i in range(64)])
+    model = LogisticRegression(max_iter=3000).fit(frame[:1000], y[:1000])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "X does not have valid feature names"
+        report = dataset_shift_report(
+            model, frame[1000:], y[1000:], ["rotate"], severities=(2,), random_state=0
+        )
+    array_report = dataset_shift_report(
+        LogisticRegression(max_iter=3000).fit(X[:1000], y[:1000]),
+        X[1000:],
+        y[1000:],
+        ["rotate"],
+        severities=(2,),
+        random_state=0,
+    )
+    np.testing.assert_allclose(report.accuracy, array_report.accuracy)

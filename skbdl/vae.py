@@ -28,6 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._net import DivergenceError
+from ._persistence import PersistenceMixin
 from ._training import _torch_threads, resolve_training_budget
 from .nn import ACTIVATIONS, MLP
 
@@ -94,7 +95,9 @@ class _VAEModule(nn.Module):
         return self.fixed_noise_var
 
 
-class VariationalAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class VariationalAutoencoder(
+    PersistenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     """Variational autoencoder: a non-linear, probabilistic PCA trained by the ELBO.
 
     The generative model is ``z ~ N(0, I)`` (``n_components`` latent dimensions)

@@ -137,18 +137,29 @@ def _gradient_safe(view, module):
     return view
 
 
+def _deterministic_module(final, module):
+    """The module of one deterministic pass: the network in eval mode (dropout off,
+    posterior means, every ensemble member), for the methods whose module in eval
+    mode outputs what their draws output."""
+    from .bbb import _BaseBayesByBackprop
+    from .ensemble import _BaseDeepEnsemble
+    from .mc_dropout import _BaseMCDropout
+
+    if not isinstance(final, (_BaseMCDropout, _BaseBayesByBackprop, _BaseDeepEnsemble)):
+        raise ValueError(
+            f"{type(final).__name__} offers no deterministic pass to attack; use "
+            "deterministic=False (MC dropout, Bayes by Backprop and deep ensembles "
+            "have one)."
+        )
+    return module_view(module)
+
+
 def _outputs(final, view, x, n_samples, seed, deterministic):
     """The draws' outputs for model inputs ``x``: a tensor (or a tuple of them) with
     draws on axis 0."""
     if not deterministic:
         return final._sample_outputs(view, x, n_samples, seed)
-    try:
-        out = view(x)
-    except NotImplementedError as error:
-        raise ValueError(
-            f"{type(final).__name__} offers no deterministic pass through its module; "
-            "use deterministic=False."
-        ) from error
+    out = view(x)
     single = out[0] if isinstance(out, tuple) else out
     if single.ndim == 2:  # one network: add the draws axis
         return tuple(o[None] for o in out) if isinstance(out, tuple) else out[None]
@@ -194,7 +205,7 @@ class _Objective:
         module, self.device = final._prediction_module()
         if self.deterministic:
             self.n_samples = 1
-            self.view = module_view(module)
+            self.view = _deterministic_module(final, module)
         else:
             self.n_samples = final._check_n_samples(n_samples)
             with torch.no_grad():
@@ -267,7 +278,8 @@ _SAMPLING_PARAMETERS = """n_samples : int, default=None
         estimator's ``n_samples`` (its own prediction call's seeded draws).
     deterministic : bool, default=False
         Attack one deterministic pass instead: the network in eval mode (dropout
-        off, posterior means for Bayes by Backprop, every member for an ensemble).
+        off for MC dropout, posterior means for Bayes by Backprop, every member
+        for a deep ensemble); other methods raise a ValueError.
     clip : tuple (low, high), default=None
         Range of valid inputs (e.g. ``(0, 1)`` for pixel intensities); adversarial
         inputs are clipped to it."""

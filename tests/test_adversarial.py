@@ -16,6 +16,7 @@ from skbdl import (
     LastLayerLaplaceClassifier,
     MCDropoutClassifier,
     MCDropoutRegressor,
+    PBPRegressor,
 )
 from skbdl.adversarial import fgsm, input_gradient, pgd
 
@@ -207,6 +208,16 @@ def test_errors(linear_model):
         fgsm(StandardScaler().fit(X), X, y, epsilon=0.1)
     with pytest.raises(ValueError, match="rows"):
         fgsm(clf, X, y[:-1], epsilon=0.1)
+
+
+def test_deterministic_pass_only_where_the_method_has_one():
+    rng = np.random.RandomState(0)
+    X = rng.randn(60, 2)
+    target = X[:, 0] + 0.1 * rng.randn(60)
+    reg = PBPRegressor(max_epochs=2, random_state=0).fit(X, target)
+    assert input_gradient(reg, X, target).shape == X.shape  # its draws are differentiable
+    with pytest.raises(ValueError, match="PBPRegressor offers no deterministic pass"):
+        fgsm(reg, X, target, epsilon=0.1, deterministic=True)
 
 
 def test_the_fitted_module_is_untouched(mc_dropout, digits):

@@ -1,6 +1,7 @@
 """Bayesian convolutions: their maths against truth, and inside a Bayes by Backprop estimator."""
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -215,3 +216,8 @@ def test_bbb_estimator_with_bayesian_cnn_fits_digits():
     clf.set_params(predict_batch_size=7)
     np.testing.assert_allclose(proba[10:20], clf.predict_proba(X_test[10:20]), atol=1e-6)
     assert (clf.predict_uncertainty(X_test[:50]).epistemic > 0).all()
+    # re-entrant: concurrent calls see only their own draws
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda _: clf.predict_proba(X_test[:50]), range(4)))
+    for result in results:
+        np.testing.assert_allclose(result, proba, atol=1e-6)

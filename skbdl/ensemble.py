@@ -7,10 +7,12 @@ one process, or as independent joblib tasks, which a Dask cluster can run.  Memb
 so both strategies train the same members.
 """
 
+import asyncio
 import copy
 import math
 import numbers
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -69,6 +71,82 @@ def _cluster_backend_active():
     backend, _ = get_active_backend()
     local = tuple(BACKENDS[name] for name in _LOCAL_BACKENDS if name in BACKENDS)
     return type(backend) not in local
+
+
+#: Seconds a fit on a Dask cluster waits while the cluster has no worker before it
+#: fails, unless Dask's ``distributed.scheduler.no-workers-timeout`` is set.
+_DASK_NO_WORKERS_TIMEOUT = 60.0
+
+#: Seconds between two looks at the Dask cluster while members train there.
+_DASK_POLL_SECONDS = 1.0
+
+
+def _active_dask_client():
+    """The client of an enclosing ``joblib.parallel_config(backend="dask")``, or None."""
+    backend, _ = get_active_backend()
+    dask_backend = BACKENDS.get("dask")  # registered once the dask backend is asked for
+    if dask_backend is not None and isinstance(backend, dask_backend):
+        return backend.client
+    return None
+
+
+def _dask_no_workers_timeout():
+    """Dask's ``distributed.scheduler.no-workers-timeout`` in seconds, or
+    ``_DASK_NO_WORKERS_TIMEOUT`` when Dask leaves it unset (Dask would wait forever)."""
+    import dask
+    from dask.utils import parse_timedelta
+
+    value = dask.config.get("distributed.scheduler.no-workers-timeout", None)
+    return _DASK_NO_WORKERS_TIMEOUT if value is None else parse_timedelta(value, default="s")
+
+
+def _fit_members_on_dask(client, calls, name):
+    """Run ``_fit_member(*args)`` for each ``args`` of ``calls`` as a Dask task; return
+    the results in order.
+
+    joblib's Dask backend waits forever once every worker is gone (the tasks stay
+    queued on the scheduler); this loop watches the cluster instead and fails once it
+    has had no worker for the no-workers timeout.  A member whose worker dies is
+    rerun by Dask elsewhere (the arguments travel with the task, not scattered to one
+    worker that could be lost), so losing some workers only slows the fit.
+    """
+    from distributed import wait
+
+    timeout = _dask_no_workers_timeout()
+    futures = [client.submit(_fit_member, *args, pure=False) for args in calls]
+    finished = False
+    try:
+        without_workers_since = None
+        while True:
+            try:
+                wait(futures, timeout=_DASK_POLL_SECONDS)
+                break
+            except (TimeoutError, asyncio.TimeoutError):
+                pass
+            for future in futures:
+                if future.status == "error":
+                    future.result()  # a member failed: raise its error now
+            if client.nthreads():
+                without_workers_since = None
+            elif without_workers_since is None:
+                without_workers_since = time.monotonic()
+            elif time.monotonic() - without_workers_since > timeout:
+                done = sum(future.status == "finished" for future in futures)
+                raise RuntimeError(
+                    f"{name}.fit lost every worker of the Dask cluster at "
+                    f"{client.scheduler.address}: none for {timeout:g} s, with "
+                    f"{len(futures) - done} of {len(futures)} members untrained.  Restart "
+                    "the workers (a Nanny restarts killed ones) and fit again; for a "
+                    "cluster that takes longer to start workers (adaptive scaling), raise "
+                    "dask's 'distributed.scheduler.no-workers-timeout' (unset: "
+                    f"{_DASK_NO_WORKERS_TIMEOUT:g} s)."
+                )
+        results = [future.result() for future in futures]
+        finished = True
+        return results
+    finally:
+        if not finished:
+            client.cancel(futures)
 
 
 def _member_seeds(seed, n_members):
@@ -311,10 +389,12 @@ class _BaseDeepEnsemble(BaseBayesianNetwork):
             task = copy.copy(self)
             for name in ("net_", "history_", "loss_curve_"):
                 vars(task).pop(name, None)
-            results = Parallel(n_jobs=self.n_jobs)(
-                delayed(_fit_member)(task, X, y, width, kind, seed, s, device, epsilon)
-                for s in seeds
-            )
+            calls = [(task, X, y, width, kind, seed, s, device, epsilon) for s in seeds]
+            client = _active_dask_client()
+            if client is None:
+                results = Parallel(n_jobs=self.n_jobs)(delayed(_fit_member)(*a) for a in calls)
+            else:
+                results = _fit_members_on_dask(client, calls, type(self).__name__)
             modules, histories = zip(*results)
             module = type(modules[0]).concatenate(list(modules))
             net = self._make_ensemble_net(module, seeds, seed, device, epsilon)
@@ -384,7 +464,10 @@ _COMMON_DOC = (
         and its own (element-wise) optimizer state.  ``'joblib'``: each member as
         an independent ``joblib`` task with ``n_jobs`` workers, so that inside
         ``with joblib.parallel_config(backend="dask"):`` members train on a Dask
-        cluster.  ``'auto'``: ``'joblib'`` when an enclosing
+        cluster (a member whose worker dies is rerun on another; a cluster left
+        with no worker for Dask's ``distributed.scheduler.no-workers-timeout``, 60 s
+        when unset, fails the fit with a ``RuntimeError``).  ``'auto'``: ``'joblib'``
+        when an enclosing
         ``joblib.parallel_config`` selects a cluster backend (Dask, Ray: any backend
         other than joblib's local ``'loky'``, ``'threading'``, ``'multiprocessing'``
         and ``'sequential'``) or when the user module raises under ``vmap`` (e.g.

@@ -360,7 +360,7 @@ def gaussian_mixture_quantile(q, mean_samples, var_samples, tol=1e-9, max_iter=2
     return result[0] if q.ndim == 0 else result
 
 
-def mixture_log_likelihood(y, mean_samples, var_samples, scale=1.0):
+def mixture_log_likelihood(y, mean_samples, var_samples, scale=1.0, sample_weight=None):
     """Mean log-density of ``y`` under the equal-weight Gaussian mixture of the draws,
     with the mixture's spread scaled by ``scale`` about its mean.
 
@@ -376,6 +376,8 @@ def mixture_log_likelihood(y, mean_samples, var_samples, scale=1.0):
         The draws' means and (positive) variances.
     scale : float, default=1.0
         Positive factor applied to the predictive standard deviation.
+    sample_weight : ndarray of shape (n_rows,), default=None
+        Row weights: the mean becomes ``sum_i w_i log p(y_i) / sum_i w_i``.
 
     Returns
     -------
@@ -398,10 +400,10 @@ def mixture_log_likelihood(y, mean_samples, var_samples, scale=1.0):
     log_density = -0.5 * (np.log(2 * np.pi * var) + resid**2 / var)
     peak = log_density.max(axis=0)
     mixture = peak + np.log(np.exp(log_density - peak).mean(axis=0))
-    return float(mixture.mean())
+    return float(np.average(mixture, weights=sample_weight))
 
 
-def fit_log_scale(mean_samples, var_samples, y):
+def fit_log_scale(mean_samples, var_samples, y, sample_weight=None):
     """The log of the factor on the predictive standard deviation that maximises the
     held-out log-likelihood of a Gaussian mixture (variance scaling).
 
@@ -411,6 +413,8 @@ def fit_log_scale(mean_samples, var_samples, y):
         The draws' means and variances on held-out rows.
     y : ndarray of shape (n_rows,)
         Their targets.
+    sample_weight : ndarray of shape (n_rows,), default=None
+        Row weights of the log-likelihood.
 
     Returns
     -------
@@ -430,7 +434,7 @@ def fit_log_scale(mean_samples, var_samples, y):
     from scipy.optimize import minimize_scalar
 
     result = minimize_scalar(
-        lambda t: -mixture_log_likelihood(y, mean_samples, var_samples, np.exp(t)),
+        lambda t: -mixture_log_likelihood(y, mean_samples, var_samples, np.exp(t), sample_weight),
         bounds=_LOG_FACTOR_BOUNDS,
         method="bounded",
         options={"xatol": 1e-6},
@@ -438,7 +442,7 @@ def fit_log_scale(mean_samples, var_samples, y):
     return float(result.x)
 
 
-def fit_log_temperature(logit_samples, labels):
+def fit_log_temperature(logit_samples, labels, sample_weight=None):
     """The log temperature that maximises the held-out log-likelihood of the model
     average ``mean_s softmax(logits_s / T)`` (temperature scaling, Guo et al. 2017,
     applied to every draw).
@@ -449,6 +453,8 @@ def fit_log_temperature(logit_samples, labels):
         The draws' logits on held-out rows.
     labels : ndarray of shape (n_rows,)
         Their class indices.
+    sample_weight : ndarray of shape (n_rows,), default=None
+        Row weights of the log-likelihood.
 
     Returns
     -------
@@ -473,7 +479,8 @@ def fit_log_temperature(logit_samples, labels):
 
     def nll(t):
         log_proba = log_softmax(logit_samples / np.exp(t), axis=-1)[:, rows, labels]
-        return -float(np.mean(logsumexp(log_proba, axis=0) - np.log(len(logit_samples))))
+        log_lik = logsumexp(log_proba, axis=0) - np.log(len(logit_samples))
+        return -float(np.average(log_lik, weights=sample_weight))
 
     result = minimize_scalar(
         nll, bounds=_LOG_FACTOR_BOUNDS, method="bounded", options={"xatol": 1e-6}

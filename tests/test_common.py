@@ -14,7 +14,9 @@ def all_estimators():
     """Every public estimator class defined in the skbdl package."""
     found = {}
     for info in pkgutil.walk_packages(skbdl.__path__, prefix="skbdl."):
-        if any(part.startswith("_") for part in info.name.split(".")[1:]):
+        parts = info.name.split(".")[1:]
+        # skbdl.benchmark's baselines wrap other libraries for the UCI command.
+        if any(part.startswith("_") for part in parts) or parts[0] == "benchmark":
             continue
         module = import_module(info.name)
         for name, obj in inspect.getmembers(module, inspect.isclass):
@@ -62,6 +64,59 @@ def test_estimators_are_found():
     assert names == {name for name in skbdl.__all__ if name in names}
 
 
-@parametrize_with_checks(fast_instances() + variant_instances())
+#: scikit-learn's sample-weight equivalence checks fit once with integer weights and
+#: once on the rows repeated, and compare predictions to rtol=1e-7.  Where they fail,
+#: why (tests/test_sample_weight.py checks the equivalence where it is deterministic).
+_RANDOM_PER_ROW = (
+    "training draws {noise} independently per row: a row repeated k times gets k "
+    "draws where a row of weight k gets one, so the two fits agree in expectation, not "
+    "draw by draw (without the noise, full-batch fits agree: tests/test_sample_weight.py)"
+)
+_FLOAT32 = (
+    "float32 training: the weighted and the repeated fits agree to about 2e-7 relative "
+    "(the same sums taken in another order), not to the check's rtol=1e-7"
+)
+_HELD_OUT = (
+    "the fit holds rows out to select its members, drawn over rows: the weighted and the "
+    "repeated data are split differently (here every held-out row has weight 0, an error)"
+)
+_ADF_ORDER = (
+    "assumed density filtering updates the posterior row by row in a random order; the "
+    "check passes the weighted rows shuffled and the repeated rows in order, so the "
+    "updates come in another order (in the same order the fits are equal: "
+    "tests/test_sample_weight.py)"
+)
+_EQUIVALENCE = (
+    "check_sample_weight_equivalence_on_dense_data",
+    "check_sample_weight_equivalence_on_sparse_data",
+)
+EXPECTED_FAILED_CHECKS = {
+    "MCDropoutClassifier": dict.fromkeys(
+        _EQUIVALENCE, _RANDOM_PER_ROW.format(noise="dropout masks")
+    ),
+    "MCDropoutRegressor": dict.fromkeys(
+        _EQUIVALENCE, _RANDOM_PER_ROW.format(noise="dropout masks")
+    ),
+    "BayesianMLPClassifier": dict.fromkeys(
+        _EQUIVALENCE, _RANDOM_PER_ROW.format(noise="weight noise")
+    ),
+    "BayesianMLPRegressor": dict.fromkeys(
+        _EQUIVALENCE, _RANDOM_PER_ROW.format(noise="weight noise")
+    ),
+    "DeepEnsembleClassifier": dict.fromkeys(_EQUIVALENCE, _FLOAT32),
+    "SWAGClassifier": dict.fromkeys(_EQUIVALENCE, _FLOAT32),
+    "HyperDeepEnsembleClassifier": {
+        **dict.fromkeys(_EQUIVALENCE, _HELD_OUT),
+        "check_classifiers_one_label_sample_weights": _HELD_OUT,
+    },
+    "HyperDeepEnsembleRegressor": dict.fromkeys(_EQUIVALENCE, _HELD_OUT),
+    "PBPRegressor": dict.fromkeys(_EQUIVALENCE, _ADF_ORDER),
+}
+
+
+@parametrize_with_checks(
+    fast_instances() + variant_instances(),
+    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS.get(type(est).__name__, {}),
+)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

@@ -153,6 +153,7 @@ class _Decoder:
 
     def __init__(self):
         self.objects = {}
+        self.moved_to_cpu = set()  # devices this machine lacks, replaced by the CPU
 
     def __call__(self, value):
         if type(value) is list:
@@ -165,7 +166,7 @@ class _Decoder:
         if kind is None:
             return {key: self(item) for key, item in value.items()}
         if kind == "device":
-            return torch.device(value["value"])
+            return _available(value["value"], self)
         if kind == "dtype":
             return _torch_dtype(value["value"])
         if kind == "ref":
@@ -206,7 +207,7 @@ class _Decoder:
             tensor = torch.empty_strided(tensor.shape, record["stride"], dtype=tensor.dtype).copy_(
                 tensor
             )
-        tensor = tensor.to(_available(record["device"]))
+        tensor = tensor.to(_available(record["device"], self))
         if record["parameter"]:
             tensor = torch.nn.Parameter(tensor, requires_grad=record["requires_grad"])
         else:
@@ -222,7 +223,10 @@ class _Decoder:
         self.objects[record["id"]] = instance  # before the state: it may refer back
         state = self(record["state"])
         if isinstance(instance, NeuralNet):
-            state["device"] = str(_available(state.get("device", "cpu")))
+            saved = state.get("device")  # a str or a torch.device, both fine for skorch
+            if saved is not None:
+                device = _available(saved, self)
+                state["device"] = device if isinstance(saved, torch.device) else str(device)
             instance.__dict__.update(state)
         elif hasattr(instance, "__setstate__") and _uses_own_getstate(instance):
             instance.__setstate__(state)
@@ -251,15 +255,11 @@ def _torch_dtype(name):
     return dtype
 
 
-def _available(device):
-    """``device``, or the CPU (with a warning) where this machine lacks it."""
+def _available(device, decoder):
+    """``device``, or the CPU where this machine lacks it (noted on ``decoder``)."""
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        warnings.warn(
-            f"The file holds tensors on {device}, which this machine does not have; "
-            "they are loaded on the CPU.",
-            stacklevel=4,
-        )
+        decoder.moved_to_cpu.add(str(device))
         return torch.device("cpu")
     return device
 
@@ -290,7 +290,18 @@ class PersistenceMixin:
                     f"This file was written by a newer skbdl (persistence format "
                     f"{state[_KEY]!r}; this version reads {_FORMAT}): upgrade skbdl."
                 )
-            state = _Decoder()(state["attributes"])
+            decoder = _Decoder()
+            state = decoder(state["attributes"])
+            if decoder.moved_to_cpu:
+                devices = ", ".join(sorted(decoder.moved_to_cpu))
+                warnings.warn(
+                    f"{type(self).__name__} was saved on {devices}, "
+                    "which this machine does not have: it is loaded on the CPU (its "
+                    "'device' parameter is unchanged; set_params(device='cpu') before "
+                    "fitting it again here).",
+                    UserWarning,
+                    stacklevel=2,
+                )
         BaseEstimator.__setstate__(self, state)
 
 

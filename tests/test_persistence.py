@@ -190,21 +190,29 @@ def test_a_file_from_a_newer_format_is_refused():
         MCDropoutRegressor().__setstate__({_KEY: 999, "attributes": {}})
 
 
-def test_cuda_tensors_load_on_the_cpu_without_cuda(monkeypatch):
+def test_cuda_tensors_load_on_the_cpu_without_cuda(monkeypatch, fitted_mc_dropout):
+    # A state as a CUDA machine writes it, read where torch sees no GPU.
+    state = fitted_mc_dropout.__getstate__()
+
+    def to_cuda(value):
+        if isinstance(value, dict):
+            if value.get(_KEY) in ("tensor", "device"):
+                return {**value, "device" if value[_KEY] == "tensor" else "value": "cuda:0"}
+            return {k: to_cuda(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(to_cuda(v) for v in value)
+        return value
+
+    state = to_cuda(state)
+    state["attributes"]["net_"]["state"]["device"] = "cuda:0"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    record = {
-        _KEY: "tensor",
-        "id": 0,
-        "data": np.arange(3, dtype=np.float32),
-        "dtype": "float32",
-        "device": "cuda:0",
-        "requires_grad": True,
-        "parameter": True,
-    }
-    with pytest.warns(UserWarning, match="loaded on the CPU"):
-        tensor = _Decoder()(record)
-    assert isinstance(tensor, nn.Parameter) and tensor.device.type == "cpu"
-    assert tensor.requires_grad and torch.equal(tensor.data, torch.arange(3.0))
+    loaded = MCDropoutRegressor.__new__(MCDropoutRegressor)
+    with pytest.warns(UserWarning, match="saved on cuda:0.*loaded on the CPU"):
+        loaded.__setstate__(state)
+    assert loaded.net_.device == "cpu"
+    assert all(p.device.type == "cpu" for p in loaded.net_.module_.parameters())
+    X = np.random.RandomState(1).randn(5, 3)
+    np.testing.assert_array_equal(loaded.predict(X), fitted_mc_dropout.predict(X))
 
 
 def test_bfloat16_tensors_round_trip():

@@ -138,20 +138,19 @@ def _gradient_safe(view, module):
 
 
 def _deterministic_module(final, module):
-    """The module of one deterministic pass: the network in eval mode (dropout off,
-    posterior means, every ensemble member), for the methods whose module in eval
-    mode outputs what their draws output."""
+    """The module of the estimator's deterministic pass, whose output is one draw's."""
+    if hasattr(final, "_deterministic_view"):  # the estimator's own deterministic pass
+        with torch.no_grad():
+            return final._deterministic_view(module)
     from .bbb import _BaseBayesByBackprop
-    from .ensemble import _BaseDeepEnsemble
     from .mc_dropout import _BaseMCDropout
 
-    if not isinstance(final, (_BaseMCDropout, _BaseBayesByBackprop, _BaseDeepEnsemble)):
+    if not isinstance(final, (_BaseMCDropout, _BaseBayesByBackprop)):
         raise ValueError(
-            f"{type(final).__name__} offers no deterministic pass to attack; use "
-            "deterministic=False (MC dropout, Bayes by Backprop and deep ensembles "
-            "have one)."
+            f"{type(final).__name__} has no deterministic pass (deterministic=True); "
+            "use deterministic=False."
         )
-    return module_view(module)
+    return module_view(module)  # dropout off, posterior means
 
 
 def _outputs(final, view, x, n_samples, seed, deterministic):
@@ -159,11 +158,8 @@ def _outputs(final, view, x, n_samples, seed, deterministic):
     draws on axis 0."""
     if not deterministic:
         return final._sample_outputs(view, x, n_samples, seed)
-    out = view(x)
-    single = out[0] if isinstance(out, tuple) else out
-    if single.ndim == 2:  # one network: add the draws axis
-        return tuple(o[None] for o in out) if isinstance(out, tuple) else out[None]
-    return out
+    out = view(x)  # one draw's output: add the draws axis
+    return tuple(o[None] for o in out) if isinstance(out, tuple) else out[None]
 
 
 def _log_likelihood(final, out, target):
@@ -277,9 +273,10 @@ _SAMPLING_PARAMETERS = """n_samples : int, default=None
         Draws of the model whose averaged likelihood is attacked; ``None`` uses the
         estimator's ``n_samples`` (its own prediction call's seeded draws).
     deterministic : bool, default=False
-        Attack one deterministic pass instead: the network in eval mode (dropout
-        off for MC dropout, posterior means for Bayes by Backprop, every member
-        for a deep ensemble); other methods raise a ValueError.
+        Attack the estimator's deterministic pass instead, the one
+        ``predict_proba(X, deterministic=True)`` evaluates: dropout off for MC
+        dropout, posterior means for Bayes by Backprop, the members' average for a
+        deep ensemble.  A method without one raises a ValueError.
     clip : tuple (low, high), default=None
         Range of valid inputs (e.g. ``(0, 1)`` for pixel intensities); adversarial
         inputs are clipped to it."""

@@ -1,5 +1,7 @@
 """skbdl.adversarial: gradients against references, attacks that work, pipelines."""
 
+import inspect
+
 import numpy as np
 import pytest
 import torch
@@ -16,7 +18,7 @@ from skbdl import (
     LastLayerLaplaceClassifier,
     MCDropoutClassifier,
     MCDropoutRegressor,
-    PBPRegressor,
+    SWAGClassifier,
 )
 from skbdl.adversarial import fgsm, input_gradient, pgd
 
@@ -103,6 +105,27 @@ def test_gradient_matches_finite_differences(mc_dropout, digits):
 
     numeric = (nll(X + h * direction) - nll(X - h * direction)) / (2 * h)
     np.testing.assert_allclose((grad * direction).sum(axis=1), numeric, rtol=2e-2, atol=2e-3)
+
+
+def test_deterministic_gradient_matches_the_deterministic_prediction(mc_dropout, digits):
+    """``deterministic=True`` differentiates exactly what ``predict_proba(X,
+    deterministic=True)`` computes: central differences of its log agree."""
+    if "deterministic" not in inspect.signature(mc_dropout.predict_proba).parameters:
+        pytest.skip("predict_proba has no deterministic pass yet")
+    _, X_test, _, y_test = digits
+    X, y = X_test[:3].astype(np.float64), y_test[:3]
+    grad = input_gradient(mc_dropout, X, y, deterministic=True)
+    direction = np.random.RandomState(1).randn(*X.shape)
+    h = 1e-3
+
+    def nll(Z):
+        proba = mc_dropout.predict_proba(Z, deterministic=True)
+        return -np.log(proba[np.arange(len(Z)), np.searchsorted(mc_dropout.classes_, y)])
+
+    numeric = (nll(X + h * direction) - nll(X - h * direction)) / (2 * h)
+    np.testing.assert_allclose((grad * direction).sum(axis=1), numeric, rtol=2e-2, atol=2e-3)
+    # and it is not the Monte Carlo objective's gradient
+    assert not np.allclose(grad, input_gradient(mc_dropout, X, y), rtol=1e-2)
 
 
 def test_epsilon_zero_returns_X(mc_dropout, digits):
@@ -213,11 +236,11 @@ def test_errors(linear_model):
 def test_deterministic_pass_only_where_the_method_has_one():
     rng = np.random.RandomState(0)
     X = rng.randn(60, 2)
-    target = X[:, 0] + 0.1 * rng.randn(60)
-    reg = PBPRegressor(max_epochs=2, random_state=0).fit(X, target)
-    assert input_gradient(reg, X, target).shape == X.shape  # its draws are differentiable
-    with pytest.raises(ValueError, match="PBPRegressor offers no deterministic pass"):
-        fgsm(reg, X, target, epsilon=0.1, deterministic=True)
+    y = (X[:, 0] > 0).astype(int)
+    clf = SWAGClassifier(max_epochs=10, n_samples=5, random_state=0, verbose=0).fit(X, y)
+    assert input_gradient(clf, X, y).shape == X.shape  # its draws are differentiable
+    with pytest.raises(ValueError, match="SWAGClassifier has no deterministic pass"):
+        fgsm(clf, X, y, epsilon=0.1, deterministic=True)
 
 
 def test_the_fitted_module_is_untouched(mc_dropout, digits):

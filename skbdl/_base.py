@@ -11,6 +11,7 @@ methods use the skorch training layer in :mod:`skbdl._training`, PBP its own
 assumed-density-filtering loop, the last-layer methods a fitted network.
 """
 
+import copy
 import math
 import numbers
 from abc import ABCMeta, abstractmethod
@@ -28,7 +29,7 @@ from sklearn.base import (
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
@@ -36,7 +37,8 @@ from torch import nn
 from ._persistence import PersistenceMixin
 from ._reductions import classification_summaries, proba_samples, regression_summaries
 from .nn import GaussianNLLLoss, GaussianRegressionModule
-from .nn._views import DrawnNetwork, module_view
+from .nn._mlp import OUTPUT_ACTIVATIONS, _AutogradGaussianNLLLoss, _MeanLoss
+from .nn._views import DrawnNetwork, module_view, tiled_forward
 from .uncertainty import (
     ClassificationUncertainty,
     RegressionUncertainty,
@@ -66,6 +68,11 @@ CUDA_MEMORY_SHARE, CUDA_BYTES_PER_UNIT, CUDA_PREDICT_BUDGET = 0.25, 32, (2**16, 
 
 def _seed_from(random_state):
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+def _one_pass(module, X, n_samples, seed):
+    """A deterministic pass's outputs: ``module(X)`` with a samples axis of one."""
+    return tiled_forward(module, X, 1)
 
 
 def _to_numpy(out):
@@ -259,6 +266,35 @@ class BasePredictor(PersistenceMixin, BaseEstimator, metaclass=ABCMeta):
         """
         return module_view(module)
 
+    def _deterministic_view(self, module):
+        """The module a deterministic pass (``deterministic=True``) evaluates once.
+
+        Its output is that of one draw (as :meth:`_sample_outputs` returns each
+        draw, without the samples axis).  The default: ``module`` as a view in eval
+        mode (:func:`skbdl.nn._views.module_view`; the fitted module is not
+        changed), which for a trained network means dropout off and Bayesian layers
+        at their posterior means.  Methods whose prediction module is not such a
+        network override this (an ensemble averages its members, PBP propagates
+        the posterior means, SWAG evaluates the SWA mean).
+        """
+        if type(module).forward is nn.Module.forward:
+            raise ValueError(
+                f"{type(self).__name__} has no deterministic pass (deterministic=True); "
+                "predict with deterministic=False."
+            )
+        return module_view(module)
+
+    @staticmethod
+    def _check_deterministic(deterministic, n_samples=None):
+        """Validate the ``deterministic`` switch of a prediction call."""
+        if not isinstance(deterministic, (bool, np.bool_)):
+            raise ValueError(f"deterministic must be True or False; got {deterministic!r}.")
+        if deterministic and n_samples is not None:
+            raise ValueError(
+                "deterministic=True evaluates the network once, without sampling; "
+                f"n_samples must then be None (got {n_samples!r})."
+            )
+
     def _output_width(self):
         """Output floats per row and draw (classes; a mean and a variance per target)."""
         return len(self.classes_) if hasattr(self, "classes_") else 2 * self.n_outputs_
@@ -283,7 +319,7 @@ class BasePredictor(PersistenceMixin, BaseEstimator, metaclass=ABCMeta):
         low, high = CUDA_PREDICT_BUDGET
         return int(min(high, max(low, memory // (CUDA_BYTES_PER_UNIT * width))))
 
-    def _device_chunks(self, X, n_samples=None, sampler=None, validated=False):
+    def _device_chunks(self, X, n_samples=None, sampler=None, validated=False, deterministic=False):
         """Yield ``(row_slice, n_rows, outputs)`` over row chunks, outputs on the device.
 
         The one place that validates ``X``, sizes the chunks, seeds the draws and
@@ -296,18 +332,25 @@ class BasePredictor(PersistenceMixin, BaseEstimator, metaclass=ABCMeta):
         :meth:`_sample_outputs`.  It receives the call's :meth:`_sampling_view`, so
         a draw is the same for every chunk: results do not depend on the chunking.
         ``validated``: ``X`` is already a validated array (rows of the training data).
+        ``deterministic``: one pass of :meth:`_deterministic_view` instead, as one
+        draw (``sampler`` is not used, no single-draw warning).
         """
         check_is_fitted(self)
+        self._check_deterministic(deterministic, n_samples)
         if not validated:
             X = self._validate_prediction_input(X)
-        n_samples = self._check_n_samples(n_samples)
+        n_samples = 1 if deterministic else self._check_n_samples(n_samples)
         sampler = self._sample_outputs if sampler is None else sampler
         module, device = self._prediction_module()
         budget = self._predict_budget(module, device, X.shape[1])
         seed = self._predict_seed
         # no_grad around each call only: grad mode is never left switched across a yield.
         with torch.no_grad():
-            view = self._sampling_view(module, n_samples, seed, device)
+            if deterministic:
+                view = self._deterministic_view(module)
+                sampler = _one_pass
+            else:
+                view = self._sampling_view(module, n_samples, seed, device)
         if isinstance(view, DrawnNetwork):
             # Passes of ``budget`` rows x draws; chunks of rows bounded by their outputs.
             view.pass_budget = budget
@@ -322,17 +365,20 @@ class BasePredictor(PersistenceMixin, BaseEstimator, metaclass=ABCMeta):
                 out = sampler(view, X_chunk.to(device), n_samples, seed)
             yield chunk, X.shape[0], out
 
-    def _predict_rows(self, X, n_samples=None, reduce=None, sampler=None, rows_axis=0):
+    def _predict_rows(
+        self, X, n_samples=None, reduce=None, sampler=None, rows_axis=0, deterministic=False
+    ):
         """Run the chunks, reduce each on the device, assemble the results on the host.
 
         ``reduce(outputs)`` turns a chunk's outputs into a tensor or a tuple of
         tensors whose axis ``rows_axis`` indexes the chunk's rows (``None``: the
         outputs themselves, draws first, rows on axis 1).  Only what it returns
         leaves the device.  Returns a tuple of float64 numpy arrays, one per part,
-        over all rows.
+        over all rows.  ``deterministic``: see :meth:`_device_chunks`.
         """
         result = None
-        for chunk, n_rows, out in self._device_chunks(X, n_samples, sampler):
+        chunks = self._device_chunks(X, n_samples, sampler, deterministic=deterministic)
+        for chunk, n_rows, out in chunks:
             parts = out if reduce is None else reduce(out)
             parts = parts if isinstance(parts, tuple) else (parts,)
             if result is None:
@@ -408,7 +454,7 @@ class BayesianClassifierMixin(ClassifierMixin):
         labels = np.searchsorted(self.classes_, y_valid)
         self.temperature_ = float(np.exp(fit_log_temperature(logits, labels)))
 
-    def sample_predictions(self, X, n_samples=None):
+    def sample_predictions(self, X, n_samples=None, deterministic=False):
         """Class probabilities from ``n_samples`` draws of the model.
 
         Parameters
@@ -417,16 +463,23 @@ class BayesianClassifierMixin(ClassifierMixin):
             Inputs.
         n_samples : int, default=None
             Number of draws; ``None`` uses the ``n_samples`` parameter.
+        deterministic : bool, default=False
+            Evaluate the network once, without sampling (see the user guide,
+            "Deterministic pass"): dropout off, posterior means, an ensemble's
+            member average.  ``n_samples`` must then be None.
 
         Returns
         -------
         proba_samples : ndarray of shape (n_samples, n_rows, n_classes)
             The raw samples (all held in memory: ``n_samples * n_rows * n_classes``
-            floats), in the order of ``classes_``.
+            floats), in the order of ``classes_``; ``n_samples`` is 1 for
+            ``deterministic=True``.
         """
-        return self._predict_rows(X, n_samples, reduce=self._proba_samples, rows_axis=1)[0]
+        return self._predict_rows(
+            X, n_samples, reduce=self._proba_samples, rows_axis=1, deterministic=deterministic
+        )[0]
 
-    def predict_uncertainty(self, X, n_samples=None):
+    def predict_uncertainty(self, X, n_samples=None, deterministic=False):
         """Predictive probabilities and their entropy decomposition.
 
         Parameters
@@ -435,6 +488,10 @@ class BayesianClassifierMixin(ClassifierMixin):
             Inputs.
         n_samples : int, default=None
             Number of draws; ``None`` uses the ``n_samples`` parameter.
+        deterministic : bool, default=False
+            Evaluate the network once, without sampling (see the user guide,
+            "Deterministic pass"): dropout off, posterior means, an ensemble's
+            member average.  ``n_samples`` must then be None.
 
         Returns
         -------
@@ -443,44 +500,96 @@ class BayesianClassifierMixin(ClassifierMixin):
             (predictive entropy), ``aleatoric`` (expected entropy) and ``epistemic``
             (mutual information), in nats.  Computed in row batches, reduced on the
             estimator's device: memory does not grow with ``n_samples * n_rows``.
+            With ``deterministic=True``, ``epistemic`` is zero and ``aleatoric``
+            equals ``total``.
         """
-        return ClassificationUncertainty(*self._predict_rows(X, n_samples, reduce=self._summarise))
+        parts = self._predict_rows(
+            X, n_samples, reduce=self._summarise, deterministic=deterministic
+        )
+        return ClassificationUncertainty(*parts)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X, deterministic=False):
         """Bayesian model average of the class probabilities.
 
         Parameters
         ----------
         X : array-like of shape (n_rows, n_features)
             Inputs.
+        deterministic : bool, default=False
+            Evaluate the network once, without sampling (see the user guide,
+            "Deterministic pass"): dropout off, posterior means, an ensemble's
+            member average.  ``n_samples`` must then be None.
 
         Returns
         -------
         proba : ndarray of shape (n_rows, n_classes)
-            Mean over ``n_samples`` draws, columns in the order of ``classes_``.
+            Mean over ``n_samples`` draws (or the deterministic pass's
+            probabilities), columns in the order of ``classes_``.
         """
-        return self.predict_uncertainty(X).proba
+        return self.predict_uncertainty(X, deterministic=deterministic).proba
 
-    def predict(self, X):
+    def predict(self, X, deterministic=False):
         """Most probable class under the model average.
 
         Parameters
         ----------
         X : array-like of shape (n_rows, n_features)
             Inputs.
+        deterministic : bool, default=False
+            Evaluate the network once, without sampling (see the user guide,
+            "Deterministic pass"): dropout off, posterior means, an ensemble's
+            member average.  ``n_samples`` must then be None.
 
         Returns
         -------
         y_pred : ndarray of shape (n_rows,)
             Labels from ``classes_``.
         """
-        proba = self.predict_proba(X)
+        proba = self.predict_proba(X, deterministic=deterministic)
         return self.classes_[np.argmax(proba, axis=1)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = True
         return tags
+
+
+#: Docs of the regression options (``likelihood='fixed'`` with ``noise_scale``,
+#: ``criterion``, ``output_activation``), for the regressors that take them.
+NOISE_SCALE_DOC = """    noise_scale : float, default=1.0
+        The noise standard deviation of ``likelihood='fixed'``, in the target's
+        original units: the network predicts means only and the aleatoric variance
+        is ``noise_scale**2`` everywhere (times ``calibration_scale_**2`` when
+        recalibrated; ``calibrate=False`` keeps it exactly).  ``noise_scale=1`` with
+        a point network is the book's "no uncertainty" model, with a sampling method
+        its "epistemic only" one.  Ignored for the other likelihoods.
+"""
+
+CRITERION_DOC = """    criterion : torch.nn.Module class or instance, or callable, default=None
+        A loss ``criterion(mean, y)`` of the predicted means and the (standardised)
+        targets, e.g. ``torch.nn.HuberLoss``, in place of the Gaussian likelihood; a
+        class is instantiated without arguments.  It trains no noise variance, so it
+        needs ``likelihood='fixed'``: the aleatoric variance is then
+        ``noise_scale**2``, given, not learned.  Sample weights need a per-row loss
+        and are refused with it.
+"""
+
+OUTPUT_ACTIVATION_DOC = """\
+    output_activation : {None, 'relu', 'softplus', 'sigmoid', 'tanh'}, default=None
+        Applied to the predicted means in the target's original units (the
+        network's output is un-standardised, activated and standardised again):
+        ``'relu'`` or ``'softplus'`` for a non-negative target, ``'sigmoid'`` for
+        one in (0, 1).  Also with a user's module.  Not offered for classifiers.
+"""
+
+
+def regression_option_constraints():
+    """The ``_parameter_constraints`` of the regression options."""
+    return {
+        "likelihood": [StrOptions({"homoscedastic", "heteroscedastic", "fixed"})],
+        "noise_scale": [Interval(numbers.Real, 0, None, closed="neither")],
+        "output_activation": [None, StrOptions(set(OUTPUT_ACTIVATIONS))],
+    }
 
 
 class BayesianRegressorMixin(RegressorMixin):
@@ -499,8 +608,28 @@ class BayesianRegressorMixin(RegressorMixin):
         y_std = (y2 - self.y_mean_) / self.y_scale_
         return torch.as_tensor(y_std, dtype=torch.float32), self.n_outputs_
 
+    def _head_options(self):
+        """Keyword arguments of the Gaussian head for the likelihood options: the
+        fixed noise variance in standardised units, ``(noise_scale / y_scale_)**2``
+        (``likelihood='fixed'``), and ``output_activation`` with the standardisation
+        it undoes."""
+        options = {}
+        if self.likelihood == "fixed":
+            scale = getattr(self, "noise_scale", 1.0)
+            options["noise_variance"] = ((scale / self.y_scale_) ** 2).tolist()
+        activation = getattr(self, "output_activation", None)
+        if activation is not None:
+            options.update(
+                output_activation=activation,
+                target_mean=self.y_mean_.tolist(),
+                target_scale=self.y_scale_.tolist(),
+            )
+        return options
+
     def _wrap_module(self, body):
-        return GaussianRegressionModule(body, self.n_outputs_, self.likelihood)
+        return GaussianRegressionModule(
+            body, self.n_outputs_, self.likelihood, **self._head_options()
+        )
 
     def _body(self, module):
         return module.body
@@ -513,7 +642,41 @@ class BayesianRegressorMixin(RegressorMixin):
     _loss_name = "nll"
 
     def _criterion(self):
-        return GaussianNLLLoss
+        return self._regression_criterion(GaussianNLLLoss, _AutogradGaussianNLLLoss)
+
+    def _regression_criterion(self, nll, autograd_nll, stacked=False):
+        """The training loss: ``nll`` (a class); ``autograd_nll(noise_variance)``,
+        the same loss, for a head with ``likelihood='fixed'`` or an
+        ``output_activation`` (which the hand-written training steps do not know);
+        or a user's ``criterion`` on the predicted means (which needs
+        ``likelihood='fixed'``: such a loss trains no variance)."""
+        user = getattr(self, "criterion", None)
+        if user is not None:
+            if self.likelihood != "fixed":
+                raise ValueError(
+                    f"criterion={user!r} trains the predicted means only, so it cannot "
+                    f"learn the noise variance of likelihood={self.likelihood!r}. Pass "
+                    "likelihood='fixed' with noise_scale (the noise standard deviation in "
+                    "the target's units), or criterion=None for the Gaussian likelihood."
+                )
+            if isinstance(user, type):
+                loss = user()
+            else:
+                loss = copy.deepcopy(user)  # the parameter is not changed by training
+            return _MeanLoss(loss, stacked=stacked)
+        options = self._head_options()
+        if options:
+            return autograd_nll(options.get("noise_variance"))
+        return nll
+
+    def _in_output_range(self, mean):
+        """Means in original units clipped to the range of ``output_activation``, so
+        that the round-off of undoing the standardisation cannot leave it."""
+        activation = getattr(self, "output_activation", None)
+        if activation is None:
+            return mean
+        low, high = OUTPUT_ACTIVATIONS[activation][1]
+        return np.clip(mean, low, high)
 
     #: True for methods with closed-form predictive moments (``_predictive_moments``);
     #: their ``predict`` and ``predict_uncertainty(X)`` use them instead of sampling.
@@ -537,7 +700,7 @@ class BayesianRegressorMixin(RegressorMixin):
 
     def _gaussian_samples(self, out):
         mean, var = self._calibrated(*out)
-        return self._mean_to_original(mean), self._variance_to_original(var)
+        return self._in_output_range(self._mean_to_original(mean)), self._variance_to_original(var)
 
     def _calibrated(self, mean, var):
         """Draws ``(mean, var)`` of shape (n_samples, n_rows, n_outputs), with the
@@ -576,9 +739,10 @@ class BayesianRegressorMixin(RegressorMixin):
         aleatoric, epistemic = aleatoric * scale**2, epistemic * scale**2
         aleatoric = self._variance_to_original(aleatoric)
         epistemic = self._variance_to_original(epistemic)
-        return self._mean_to_original(mean), aleatoric + epistemic, aleatoric, epistemic
+        mean = self._in_output_range(self._mean_to_original(mean))
+        return mean, aleatoric + epistemic, aleatoric, epistemic
 
-    def sample_predictions(self, X, n_samples=None):
+    def sample_predictions(self, X, n_samples=None, deterministic=False):
         """Means and variances of the Gaussian predictions of ``n_samples`` draws.
 
         Parameters
@@ -587,6 +751,10 @@ class BayesianRegressorMixin(RegressorMixin):
             Inputs.
         n_samples : int, default=None
             Number of draws; ``None`` uses the ``n_samples`` parameter.
+        deterministic : bool, default=False
+            Evaluate the network once, without sampling (see the user guide,
+            "Deterministic pass"): dropout off, posterior means, an ensemble's
+            member average.  ``n_samples`` must then be None.
 
         Returns
         -------
@@ -594,10 +762,12 @@ class BayesianRegressorMixin(RegressorMixin):
             Predictive mean of each draw, in the target's original units.
         var_samples : ndarray, same shape as ``mean_samples``
             Noise variance of each draw, in squared original units.
+            ``n_samples`` is 1 for ``deterministic=True``.
         """
-        return self._gaussian_samples(self._predict_rows(X, n_samples, rows_axis=1))
+        out = self._predict_rows(X, n_samples, rows_axis=1, deterministic=deterministic)
+        return self._gaussian_samples(out)
 
-    def predict_uncertainty(self, X, n_samples=None):
+    def predict_uncertainty(self, X, n_samples=None, deterministic=False):
         """Predictive mean and the decomposition of its variance.
 
         Parameters
@@ -606,6 +776,10 @@ class BayesianRegressorMixin(RegressorMixin):
             Inputs.
         n_samples : int, default=None
             Number of draws; ``None`` uses the ``n_samples`` parameter.
+        deterministic : bool, default=False
+            Evaluate the network once, without sampling (see the user guide,
+            "Deterministic pass"): dropout off, posterior means, an ensemble's
+            member average.  ``n_samples`` must then be None.
 
         Returns
         -------
@@ -616,16 +790,20 @@ class BayesianRegressorMixin(RegressorMixin):
             target's original units.  Computed in row batches, reduced on the
             estimator's device.  Methods with closed-form predictive moments (PBP,
             the Bayesian last layer) return those when ``n_samples`` is None, and
-            Monte Carlo estimates from ``n_samples`` draws when it is given.
+            Monte Carlo estimates from ``n_samples`` draws when it is given.  With
+            ``deterministic=True``, ``epistemic_var`` is zero and ``aleatoric_var``
+            the network's noise variance.
         """
-        if n_samples is None and self._closed_form_moments:
+        if n_samples is None and self._closed_form_moments and not deterministic:
             moments = self._predict_rows(X, 1, sampler=self._predictive_moments)
         else:
-            moments = self._predict_rows(X, n_samples, reduce=regression_summaries)
+            moments = self._predict_rows(
+                X, n_samples, reduce=regression_summaries, deterministic=deterministic
+            )
         mean, total, aleatoric, epistemic = self._moment_parts(moments)
         return RegressionUncertainty(mean, np.sqrt(total), total, aleatoric, epistemic)
 
-    def predict(self, X, return_std=False):
+    def predict(self, X, return_std=False, deterministic=False):
         """Predictive mean (and standard deviation).
 
         Parameters
@@ -635,6 +813,10 @@ class BayesianRegressorMixin(RegressorMixin):
         return_std : bool, default=False
             Also return the predictive standard deviation (aleatoric and epistemic),
             as ``GaussianProcessRegressor.predict`` does.
+        deterministic : bool, default=False
+            Evaluate the network once, without sampling (see the user guide,
+            "Deterministic pass"): dropout off, posterior means, an ensemble's
+            member average.  ``n_samples`` must then be None.
 
         Returns
         -------
@@ -643,10 +825,12 @@ class BayesianRegressorMixin(RegressorMixin):
         y_std : ndarray, same shape as ``y_mean``
             Only when ``return_std`` is True.
         """
-        u = self.predict_uncertainty(X)
+        u = self.predict_uncertainty(X, deterministic=deterministic)
         return (u.mean, u.std) if return_std else u.mean
 
-    def predict_interval(self, X, confidence=0.9, method="gaussian", n_samples=None):
+    def predict_interval(
+        self, X, confidence=0.9, method="gaussian", n_samples=None, deterministic=False
+    ):
         """Central prediction intervals holding a new target with probability ``confidence``.
 
         Parameters
@@ -669,6 +853,10 @@ class BayesianRegressorMixin(RegressorMixin):
         n_samples : int, default=None
             Number of draws; ``None`` uses the ``n_samples`` parameter (and the
             closed-form moments of methods that have them, for ``'gaussian'``).
+        deterministic : bool, default=False
+            Evaluate the network once, without sampling (see the user guide,
+            "Deterministic pass"): dropout off, posterior means, an ensemble's
+            member average.  ``n_samples`` must then be None.
 
         Returns
         -------
@@ -705,7 +893,7 @@ class BayesianRegressorMixin(RegressorMixin):
         if not (isinstance(confidence, numbers.Real) and 0 < confidence < 1):
             raise ValueError(f"confidence must be a float in (0, 1); got {confidence!r}.")
         if method == "gaussian":
-            u = self.predict_uncertainty(X, n_samples=n_samples)
+            u = self.predict_uncertainty(X, n_samples=n_samples, deterministic=deterministic)
             half_width = ndtri(0.5 + confidence / 2) * u.std
             return np.stack([u.mean - half_width, u.mean + half_width], axis=-1)
         if method != "mixture":
@@ -717,7 +905,7 @@ class BayesianRegressorMixin(RegressorMixin):
             ends = gaussian_mixture_quantile(levels, mean, var)
             return torch.from_numpy(np.moveaxis(ends, 0, -1))
 
-        return self._predict_rows(X, n_samples, reduce=quantiles)[0]
+        return self._predict_rows(X, n_samples, reduce=quantiles, deterministic=deterministic)[0]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -191,13 +191,16 @@ class ProbitPredictiveMixin:
     def _probit_samples(self, module, X, n_samples, seed):
         return module.probit(X)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X, deterministic=False):
         """Class probabilities averaged over the posterior.
 
         Parameters
         ----------
         X : array-like of shape (n_rows, n_features)
             Inputs.
+        deterministic : bool, default=False
+            Evaluate the network once, at the posterior mode, where the method
+            has such a pass (else a ValueError).
 
         Returns
         -------
@@ -205,6 +208,8 @@ class ProbitPredictiveMixin:
             By the probit approximation (``predictive='probit'``) or the mean over
             ``n_samples`` draws (``'mc'``), columns in the order of ``classes_``.
         """
+        if deterministic is not False:
+            return self.predict_uncertainty(X, deterministic=deterministic).proba
         if self.predictive == "mc":
             return self.predict_uncertainty(X).proba
         parts = [out[0] for _, out, _ in self._iter_samples(X, 1, sampler=self._probit_samples)]

@@ -9,12 +9,15 @@ from skorch.callbacks import Callback
 from ._base import (
     CALIBRATION_DOC,
     CLASSIFIER_CALIBRATION_ATTRIBUTES_DOC,
+    NOISE_SCALE_DOC,
+    OUTPUT_ACTIVATION_DOC,
     REGRESSOR_CALIBRATION_ATTRIBUTES_DOC,
     TRAINING_ATTRIBUTES_DOC,
     TRAINING_BUDGET_DOC,
     BaseBayesianNetwork,
     BayesianClassifierMixin,
     BayesianRegressorMixin,
+    regression_option_constraints,
 )
 from ._net import SkbdlNet as _SkbdlNet
 from .nn import BayesianMLP, GaussianPrior, Prior, ScaleMixturePrior
@@ -393,13 +396,19 @@ class BayesianMLPRegressor(BayesianRegressorMixin, _BaseBayesByBackprop):
     of the sampled means.  Every output is in the target's original units.
 """
         + _COMMON_DOC
-        + """    likelihood : {'homoscedastic', 'heteroscedastic'}, default='heteroscedastic'
+        + """\
+    likelihood : {'homoscedastic', 'heteroscedastic', 'fixed'}, default='heteroscedastic'
         Heteroscedastic adds a variance head (the network outputs ``2 * n_outputs``
         values, both halves Bayesian) trained by the Gaussian negative
         log-likelihood; homoscedastic learns one noise variance per target (a point
-        estimate).  Heteroscedastic scored the higher summed test LL on the UCI sets
-        (docs/defaults.md).
-
+        estimate); fixed holds it at ``noise_scale**2``, which then also sets how
+        much the data weigh against the prior in the ELBO.  Heteroscedastic scored
+        the higher summed test LL on the UCI sets (docs/defaults.md).  The ELBO
+        needs a likelihood, so there is no ``criterion`` option.
+"""
+        + NOISE_SCALE_DOC
+        + OUTPUT_ACTIVATION_DOC
+        + """
     Attributes
     ----------
     n_outputs_ : int
@@ -438,7 +447,7 @@ class BayesianMLPRegressor(BayesianRegressorMixin, _BaseBayesByBackprop):
 
     _parameter_constraints = {
         **_BaseBayesByBackprop._parameter_constraints,
-        "likelihood": [StrOptions({"homoscedastic", "heteroscedastic"})],
+        **regression_option_constraints(),
     }
 
     def __init__(
@@ -454,6 +463,8 @@ class BayesianMLPRegressor(BayesianRegressorMixin, _BaseBayesByBackprop):
         kl_weight=1.0,
         kl_annealing_epochs=0,
         likelihood="heteroscedastic",
+        noise_scale=1.0,
+        output_activation=None,
         max_epochs="auto",
         batch_size="auto",
         lr=3e-3,
@@ -481,6 +492,8 @@ class BayesianMLPRegressor(BayesianRegressorMixin, _BaseBayesByBackprop):
         self.kl_weight = kl_weight
         self.kl_annealing_epochs = kl_annealing_epochs
         self.likelihood = likelihood
+        self.noise_scale = noise_scale
+        self.output_activation = output_activation
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr

@@ -28,6 +28,9 @@ from . import _net
 from ._base import (
     CALIBRATION_DOC,
     CLASSIFIER_CALIBRATION_ATTRIBUTES_DOC,
+    CRITERION_DOC,
+    NOISE_SCALE_DOC,
+    OUTPUT_ACTIVATION_DOC,
     REGRESSOR_CALIBRATION_ATTRIBUTES_DOC,
     TRAINING_ATTRIBUTES_DOC,
     TRAINING_BUDGET_DOC,
@@ -35,6 +38,7 @@ from ._base import (
     BayesianClassifierMixin,
     BayesianRegressorMixin,
     _torch_threads,
+    regression_option_constraints,
 )
 from .nn import (
     MLP,
@@ -46,6 +50,8 @@ from .nn import (
     VmapEnsemble,
 )
 from .nn._fast_ensemble import make_stacked_fast_step
+from .nn._mlp import _AutogradGaussianNLLLoss
+from .nn._views import module_view
 
 #: Floats gathered at once when building an epoch's per-member batches.
 _GATHER_BUDGET = 2**22
@@ -147,6 +153,42 @@ def _fit_members_on_dask(client, calls, name):
     finally:
         if not finished:
             client.cancel(futures)
+
+
+class _MemberAverage(nn.Module):
+    """An ensemble evaluated as one predictor (its deterministic pass).
+
+    ``members`` returns each member's output on a leading members axis.  A
+    regressor's ``(mean, var)`` become the members' mean mean and mean variance (the
+    mixture's mean and aleatoric variance; the members' disagreement is left out); a
+    classifier's logits become ``temperature * log(mean_m softmax(logits_m /
+    temperature))``, whose softmax at that temperature is the members' average
+    probabilities: the ensemble's own prediction, as one draw.
+    """
+
+    def __init__(self, members, temperature=1.0):
+        super().__init__()
+        self.members, self.temperature = members, float(temperature)
+
+    def forward(self, x):
+        out = self.members(x)
+        if isinstance(out, tuple):
+            return tuple(part.mean(dim=0) for part in out)
+        log_proba = torch.log_softmax(out.to(torch.float64) / self.temperature, dim=-1)
+        log_mean = torch.logsumexp(log_proba, dim=0) - math.log(len(out))
+        return self.temperature * log_mean
+
+
+class _AutogradEnsembleGaussianNLLLoss(EnsembleGaussianNLLLoss):
+    """:class:`~skbdl.nn.EnsembleGaussianNLLLoss` for members with head options the
+    hand-written training steps do not implement (a fixed noise variance, an output
+    activation); see ``skbdl.nn._mlp._AutogradGaussianNLLLoss``."""
+
+    def __init__(self, noise_variance=None):
+        super().__init__()
+        self.noise_variance = noise_variance
+
+    null_loss = _AutogradGaussianNLLLoss.null_loss
 
 
 def _member_seeds(seed, n_members):
@@ -418,6 +460,11 @@ class _BaseDeepEnsemble(BaseBayesianNetwork):
     def _sample_outputs(self, module, X, n_samples, seed):
         return module(X)
 
+    def _deterministic_view(self, module):
+        # The members' average as one predictor: predict and predict_proba are those
+        # of the sampling path; the epistemic part (the members' spread) is zero.
+        return _MemberAverage(module_view(module), getattr(self, "temperature_", 1.0))
+
     @property
     def n_estimators_(self):
         """Number of trained members."""
@@ -671,11 +718,17 @@ class DeepEnsembleRegressor(BayesianRegressorMixin, _BaseDeepEnsemble):
     original units.
 """
         + _COMMON_DOC
-        + """    likelihood : {'homoscedastic', 'heteroscedastic'}, default='heteroscedastic'
+        + """\
+    likelihood : {'homoscedastic', 'heteroscedastic', 'fixed'}, default='heteroscedastic'
         Heteroscedastic: each member's network outputs ``2 * n_outputs`` values,
         means and (through ``softplus``) variances.  Homoscedastic: each member
-        learns one noise variance per target.
-
+        learns one noise variance per target.  Fixed: the noise variance is
+        ``noise_scale**2`` for every member, which predicts means only.
+"""
+        + NOISE_SCALE_DOC
+        + CRITERION_DOC
+        + OUTPUT_ACTIVATION_DOC
+        + """
     Attributes
     ----------
     n_outputs_ : int
@@ -718,7 +771,8 @@ class DeepEnsembleRegressor(BayesianRegressorMixin, _BaseDeepEnsemble):
 
     _parameter_constraints = {
         **_BaseDeepEnsemble._parameter_constraints,
-        "likelihood": [StrOptions({"homoscedastic", "heteroscedastic"})],
+        **regression_option_constraints(),
+        "criterion": [None, callable],
     }
 
     def __init__(
@@ -729,6 +783,9 @@ class DeepEnsembleRegressor(BayesianRegressorMixin, _BaseDeepEnsemble):
         activation="relu",
         n_estimators=5,
         likelihood="heteroscedastic",
+        noise_scale=1.0,
+        criterion=None,
+        output_activation=None,
         bootstrap=False,
         adversarial_epsilon=None,
         strategy="auto",
@@ -754,6 +811,9 @@ class DeepEnsembleRegressor(BayesianRegressorMixin, _BaseDeepEnsemble):
         self.activation = activation
         self.n_estimators = n_estimators
         self.likelihood = likelihood
+        self.noise_scale = noise_scale
+        self.criterion = criterion
+        self.output_activation = output_activation
         self.bootstrap = bootstrap
         self.adversarial_epsilon = adversarial_epsilon
         self.strategy = strategy
@@ -775,7 +835,11 @@ class DeepEnsembleRegressor(BayesianRegressorMixin, _BaseDeepEnsemble):
         self._store_routed(kwargs)
 
     def _wrap_module(self, body):
-        return StackedGaussianRegressionModule(body, self.n_outputs_, self.likelihood)
+        return StackedGaussianRegressionModule(
+            body, self.n_outputs_, self.likelihood, **self._head_options()
+        )
 
     def _criterion(self):
-        return EnsembleGaussianNLLLoss
+        return self._regression_criterion(
+            EnsembleGaussianNLLLoss, _AutogradEnsembleGaussianNLLLoss, stacked=True
+        )

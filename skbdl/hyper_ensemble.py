@@ -14,11 +14,16 @@ import numbers
 import numpy as np
 import torch
 from scipy.special import logsumexp
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval
 from skorch.callbacks import Callback
 
-from ._base import BayesianClassifierMixin, BayesianRegressorMixin
-from .ensemble import _BaseDeepEnsemble, _member_seeds
+from ._base import (
+    NOISE_SCALE_DOC,
+    BayesianClassifierMixin,
+    BayesianRegressorMixin,
+    regression_option_constraints,
+)
+from .ensemble import _AutogradEnsembleGaussianNLLLoss, _BaseDeepEnsemble, _member_seeds
 from .nn import EnsembleCrossEntropyLoss, EnsembleGaussianNLLLoss, StackedGaussianRegressionModule
 
 
@@ -483,10 +488,15 @@ class HyperDeepEnsembleRegressor(BayesianRegressorMixin, _BaseHyperDeepEnsemble)
     configurations on every row.  Predicts like :class:`DeepEnsembleRegressor`.
 """
         + _COMMON_DOC
-        + """    likelihood : {'homoscedastic', 'heteroscedastic'}, default='heteroscedastic'
+        + """\
+    likelihood : {'homoscedastic', 'heteroscedastic', 'fixed'}, default='heteroscedastic'
         Heteroscedastic: each member predicts a mean and a variance; homoscedastic:
-        each member learns one noise variance per target.
-
+        each member learns one noise variance per target; fixed: every member's
+        noise variance is ``noise_scale**2`` (members are then selected by their
+        means' held-out likelihood under that noise).
+"""
+        + NOISE_SCALE_DOC
+        + """
     Attributes
     ----------
     n_outputs_ : int
@@ -524,7 +534,8 @@ class HyperDeepEnsembleRegressor(BayesianRegressorMixin, _BaseHyperDeepEnsemble)
 
     _parameter_constraints = {
         **_BaseHyperDeepEnsemble._parameter_constraints,
-        "likelihood": [StrOptions({"homoscedastic", "heteroscedastic"})],
+        "likelihood": regression_option_constraints()["likelihood"],
+        "noise_scale": regression_option_constraints()["noise_scale"],
     }
 
     def __init__(
@@ -538,6 +549,7 @@ class HyperDeepEnsembleRegressor(BayesianRegressorMixin, _BaseHyperDeepEnsemble)
         weight_decay_range=(1e-6, 1e-1),
         lr_factor_range=(0.3, 3.0),
         likelihood="heteroscedastic",
+        noise_scale=1.0,
         refit=True,
         max_epochs="auto",
         batch_size="auto",
@@ -555,13 +567,24 @@ class HyperDeepEnsembleRegressor(BayesianRegressorMixin, _BaseHyperDeepEnsemble)
         **kwargs,
     ):
         self.likelihood = likelihood
-        _init(**{k: v for k, v in locals().items() if k not in ("__class__", "likelihood")})
+        self.noise_scale = noise_scale
+        _init(
+            **{
+                k: v
+                for k, v in locals().items()
+                if k not in ("__class__", "likelihood", "noise_scale")
+            }
+        )
 
     def _wrap_module(self, body):
-        return StackedGaussianRegressionModule(body, self.n_outputs_, self.likelihood)
+        return StackedGaussianRegressionModule(
+            body, self.n_outputs_, self.likelihood, **self._head_options()
+        )
 
     def _criterion(self):
-        return EnsembleGaussianNLLLoss
+        return self._regression_criterion(
+            EnsembleGaussianNLLLoss, _AutogradEnsembleGaussianNLLLoss, stacked=True
+        )
 
     def _member_log_likelihoods(self, X, y):
         outs = [out for _, out, _ in self._iter_samples(X, validated=True)]

@@ -8,18 +8,22 @@ import numbers
 import threading
 
 import torch
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval
 from torch import nn
 
 from ._base import (
     CALIBRATION_DOC,
     CLASSIFIER_CALIBRATION_ATTRIBUTES_DOC,
+    CRITERION_DOC,
+    NOISE_SCALE_DOC,
+    OUTPUT_ACTIVATION_DOC,
     REGRESSOR_CALIBRATION_ATTRIBUTES_DOC,
     TRAINING_ATTRIBUTES_DOC,
     TRAINING_BUDGET_DOC,
     BaseBayesianNetwork,
     BayesianClassifierMixin,
     BayesianRegressorMixin,
+    regression_option_constraints,
 )
 from .nn import MLP
 from .nn._views import DrawnNetwork, Draws, in_place_layers, module_view
@@ -361,13 +365,20 @@ class MCDropoutRegressor(BayesianRegressorMixin, _BaseMCDropout):
     of the sampled means.  Every output is in the target's original units.
 """
         + _COMMON_DOC
-        + """    likelihood : {'homoscedastic', 'heteroscedastic'}, default='heteroscedastic'
+        + """\
+    likelihood : {'homoscedastic', 'heteroscedastic', 'fixed'}, default='heteroscedastic'
         Heteroscedastic adds a variance head (the network outputs ``2 * n_outputs``
         values) trained by the Gaussian negative log-likelihood; homoscedastic
-        learns one noise variance per target, as in the MC dropout paper.  On the
-        UCI sets heteroscedastic scored a higher test log-likelihood on all five
+        learns one noise variance per target, as in the MC dropout paper; fixed
+        holds it at ``noise_scale**2`` (the network predicts means only, and the
+        epistemic part comes from the dropout masks alone).  On the UCI sets
+        heteroscedastic scored a higher test log-likelihood on all five
         (docs/defaults.md).
-
+"""
+        + NOISE_SCALE_DOC
+        + CRITERION_DOC
+        + OUTPUT_ACTIVATION_DOC
+        + """
     Attributes
     ----------
     n_outputs_ : int
@@ -406,7 +417,8 @@ class MCDropoutRegressor(BayesianRegressorMixin, _BaseMCDropout):
 
     _parameter_constraints = {
         **_BaseMCDropout._parameter_constraints,
-        "likelihood": [StrOptions({"homoscedastic", "heteroscedastic"})],
+        **regression_option_constraints(),
+        "criterion": [None, callable],
     }
 
     def __init__(
@@ -417,6 +429,9 @@ class MCDropoutRegressor(BayesianRegressorMixin, _BaseMCDropout):
         activation="relu",
         dropout=0.05,
         likelihood="heteroscedastic",
+        noise_scale=1.0,
+        criterion=None,
+        output_activation=None,
         max_epochs="auto",
         batch_size="auto",
         lr=3e-3,
@@ -439,6 +454,9 @@ class MCDropoutRegressor(BayesianRegressorMixin, _BaseMCDropout):
         self.activation = activation
         self.dropout = dropout
         self.likelihood = likelihood
+        self.noise_scale = noise_scale
+        self.criterion = criterion
+        self.output_activation = output_activation
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr

@@ -16,6 +16,26 @@ from ._training import progress_callbacks, table_options, validate_hidden_layer_
 from .nn._pbp import ADFTrainer, PBPNetwork
 
 
+class _PosteriorMeanNetwork(torch.nn.Module):
+    """A :class:`~skbdl.nn.PBPNetwork` evaluated once at its posterior means (PBP's
+    deterministic pass): a ReLU network with the mean weights, no moment
+    propagation; returns ``(mean, noise_variance)``, float64."""
+
+    def __init__(self, posterior):
+        super().__init__()
+        self.posterior = posterior
+
+    def forward(self, X):
+        posterior = self.posterior
+        h = X.to(torch.float64)
+        layers = posterior.layer_views(posterior.weight_mean)
+        for index, (W, scale) in enumerate(zip(layers, posterior.scales)):
+            h = scale * torch.addmm(W[:, -1], h, W[:, :-1].T)
+            if index < posterior.n_layers - 1:
+                h = h.clamp_min(0.0)
+        return h, posterior.noise_variance().expand_as(h)
+
+
 def _gamma_prior(value):
     """True for a (shape, rate) pair with shape > 1 and rate > 0."""
     try:
@@ -299,6 +319,9 @@ class PBPRegressor(BayesianRegressorMixin, BasePredictor):
         generator = torch.Generator(device=X.device).manual_seed(seed)
         mean = module.sample_outputs(X, n_samples, generator)
         return mean, module.noise_variance().expand_as(mean)
+
+    def _deterministic_view(self, module):
+        return _PosteriorMeanNetwork(module)
 
     def _activation_width(self, module, n_features_in):
         return max(n_features_in, *(max(shape) for shape in module.layer_shapes))

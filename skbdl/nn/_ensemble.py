@@ -356,8 +356,11 @@ class StackedGaussianRegressionModule(GaussianRegressionModule):
         The ensemble container.
     n_targets : int
         Number of regression targets.
-    likelihood : {'homoscedastic', 'heteroscedastic'}
+    likelihood : {'homoscedastic', 'heteroscedastic', 'fixed'}
         As for :class:`~skbdl.nn.GaussianRegressionModule`.
+    **kwargs
+        ``noise_variance``, ``output_activation``, ``target_mean``,
+        ``target_scale``: as for :class:`~skbdl.nn.GaussianRegressionModule`.
 
     Examples
     --------
@@ -369,9 +372,10 @@ class StackedGaussianRegressionModule(GaussianRegressionModule):
     (torch.Size([3, 4, 1]), torch.Size([3, 4, 1]))
     """
 
-    def __init__(self, body, n_targets, likelihood="homoscedastic"):
-        super().__init__(body, n_targets, likelihood)
-        if not self.heteroscedastic:
+    def __init__(self, body, n_targets, likelihood="homoscedastic", **kwargs):
+        super().__init__(body, n_targets, likelihood, **kwargs)
+        self._head_options = kwargs
+        if likelihood == "homoscedastic":
             self.log_noise_var = nn.Parameter(torch.zeros(body.n_members, 1, n_targets))
 
     @classmethod
@@ -379,9 +383,9 @@ class StackedGaussianRegressionModule(GaussianRegressionModule):
         """One head over the concatenation of several heads' members, in order."""
         first = heads[0]
         body = type(first.body).concatenate([h.body for h in heads])
-        likelihood = "heteroscedastic" if first.heteroscedastic else "homoscedastic"
-        joined = cls(body, first.n_targets, likelihood)
-        if not first.heteroscedastic:
+        options = getattr(first, "_head_options", {})
+        joined = cls(body, first.n_targets, first.likelihood, **options)
+        if first.likelihood == "homoscedastic":
             with torch.no_grad():
                 joined.log_noise_var.copy_(torch.cat([h.log_noise_var for h in heads]))
         return joined.to(next(first.parameters()).device)

@@ -17,6 +17,16 @@ ACTIVATIONS = {
 #: Smallest variance a Gaussian output may take, in standardised target units.
 MIN_VARIANCE = 1e-6
 
+#: Activations a Gaussian head may apply to its means (``output_activation``), and
+#: the closed range of each: means are clipped to it after the standardisation is
+#: undone, so that its round-off cannot take a mean outside.
+OUTPUT_ACTIVATIONS = {
+    "relu": (torch.relu, (0.0, None)),
+    "softplus": (F.softplus, (0.0, None)),
+    "sigmoid": (torch.sigmoid, (0.0, 1.0)),
+    "tanh": (torch.tanh, (-1.0, 1.0)),
+}
+
 
 class MLP(nn.Module):
     """Multi-layer perceptron: ``Linear -> activation -> Dropout`` per hidden layer.
@@ -83,10 +93,22 @@ class GaussianRegressionModule(nn.Module):
         outputs (heteroscedastic: the means, then unconstrained variances).
     n_targets : int
         Number of regression targets.
-    likelihood : {'homoscedastic', 'heteroscedastic'}
+    likelihood : {'homoscedastic', 'heteroscedastic', 'fixed'}
         Homoscedastic learns one noise variance per target; heteroscedastic maps the
         second half of the outputs through ``softplus`` to an input-dependent
-        variance.
+        variance; fixed holds ``noise_variance`` (the buffer ``log_noise_var``, not
+        trained): the network predicts only means.
+    noise_variance : float or array-like of shape (n_targets,), default=1.0
+        The noise variance of ``likelihood='fixed'``, in the units the head
+        predicts (skbdl's estimators: standardised targets).  Ignored otherwise.
+    output_activation : {None, 'relu', 'softplus', 'sigmoid', 'tanh'}, default=None
+        Applied to the means in the target's original units: the head predicts
+        ``(activation(out * target_scale + target_mean) - target_mean) /
+        target_scale``, so ``'relu'`` or ``'softplus'`` make the means in original
+        units non-negative, ``'sigmoid'`` puts them in ``(0, 1)``.
+    target_mean, target_scale : float or array-like of shape (n_targets,), default=0.0, 1.0
+        The standardisation of the targets (original = standardised * scale +
+        mean); only used with ``output_activation``.
 
     Examples
     --------
@@ -96,15 +118,56 @@ class GaussianRegressionModule(nn.Module):
     >>> mean, var = head(torch.zeros(5, 3))
     >>> mean.shape, bool((var > 0).all())
     (torch.Size([5, 2]), True)
+    >>> fixed = GaussianRegressionModule(MLP(3, 2), 2, "fixed", noise_variance=0.25)
+    >>> fixed(torch.zeros(5, 3))[1][0].tolist()
+    [0.25, 0.25]
     """
 
-    def __init__(self, body, n_targets, likelihood="homoscedastic"):
+    def __init__(
+        self,
+        body,
+        n_targets,
+        likelihood="homoscedastic",
+        noise_variance=1.0,
+        output_activation=None,
+        target_mean=0.0,
+        target_scale=1.0,
+    ):
         super().__init__()
+        if likelihood not in ("homoscedastic", "heteroscedastic", "fixed"):
+            raise ValueError(
+                "likelihood must be 'homoscedastic', 'heteroscedastic' or 'fixed'; got "
+                f"{likelihood!r}."
+            )
+        if output_activation is not None and output_activation not in OUTPUT_ACTIVATIONS:
+            raise ValueError(
+                f"output_activation must be None or one of {sorted(OUTPUT_ACTIVATIONS)}; "
+                f"got {output_activation!r}."
+            )
         self.body = body
         self.n_targets = n_targets
+        self.likelihood = likelihood
         self.heteroscedastic = likelihood == "heteroscedastic"
-        if not self.heteroscedastic:
+        self.output_activation = output_activation
+        if likelihood == "homoscedastic":
             self.log_noise_var = nn.Parameter(torch.zeros(n_targets))
+        elif likelihood == "fixed":
+            variance = torch.as_tensor(noise_variance, dtype=torch.float64).expand(n_targets)
+            if not bool((variance > 0).all() and variance.isfinite().all()):
+                raise ValueError(f"noise_variance must be positive; got {noise_variance!r}.")
+            self.register_buffer("log_noise_var", variance.log().float().clone())
+        if output_activation is not None:
+            for name, value in (("target_mean", target_mean), ("target_scale", target_scale)):
+                value = torch.as_tensor(value, dtype=torch.float32).expand(n_targets)
+                self.register_buffer(name, value.clone())
+
+    def _activated(self, mean):
+        """The means through ``output_activation``, applied in original units."""
+        if self.output_activation is None:
+            return mean
+        activation = OUTPUT_ACTIVATIONS[self.output_activation][0]
+        original = activation(mean * self.target_scale + self.target_mean)
+        return (original - self.target_mean) / self.target_scale
 
     def extra_loss(self):
         """The body's extra loss term (e.g. a KL divergence), if it defines one."""
@@ -115,8 +178,8 @@ class GaussianRegressionModule(nn.Module):
         out = self.body(x)
         if self.heteroscedastic:
             mean, raw = out[..., : self.n_targets], out[..., self.n_targets :]
-            return mean, F.softplus(raw) + MIN_VARIANCE
-        return out, self.log_noise_var.exp().expand_as(out)
+            return self._activated(mean), F.softplus(raw) + MIN_VARIANCE
+        return self._activated(out), self.log_noise_var.exp().expand_as(out)
 
 
 class GaussianNLLLoss(nn.Module):
@@ -134,3 +197,45 @@ class GaussianNLLLoss(nn.Module):
     def forward(self, y_pred, y_true):
         mean, var = y_pred
         return 0.5 * (var.log() + (y_true - mean).square() / var).mean()
+
+
+class _AutogradGaussianNLLLoss(GaussianNLLLoss):
+    """:class:`GaussianNLLLoss` for a head with options that the hand-written
+    training steps (``skbdl.nn._fast*``) do not implement: a fixed noise variance
+    (``likelihood='fixed'``), an ``output_activation``.  The same loss; a type of its
+    own, so that those steps leave the head to autograd.  It knows its null model's
+    loss for the convergence check: the mean (0, standardised) predicted with the
+    fixed variance ``noise_variance`` (None: a learned one, then 1)."""
+
+    def __init__(self, noise_variance=None):
+        super().__init__()
+        self.noise_variance = noise_variance
+
+    def null_loss(self, y_true):
+        variance = 1.0 if self.noise_variance is None else self.noise_variance
+        var = torch.as_tensor(variance, dtype=torch.float64, device=y_true.device)
+        return float((0.5 * (var.log() + y_true.double().square() / var)).mean())
+
+
+class _MeanLoss(nn.Module):
+    """A user's loss (``criterion=``) on the means of a Gaussian head's ``(mean,
+    var)`` predictions, in standardised target units; the variance is not trained.
+
+    ``stacked``: the predictions of an ensemble, ``(n_members, n_rows, n_targets)``;
+    the loss is then ``n_members`` times the loss over all members, so that each
+    member gets the gradient of its own loss, as the ensemble criteria do.
+    """
+
+    def __init__(self, loss, stacked=False):
+        super().__init__()
+        self.loss, self.stacked = loss, stacked
+
+    def forward(self, y_pred, y_true):
+        mean = y_pred[0]
+        if not self.stacked:
+            return self.loss(mean, y_true)
+        return len(mean) * self.loss(mean, y_true.expand_as(mean))
+
+    def null_loss(self, y_true):
+        """The loss of predicting the mean target (0, standardised), per member."""
+        return float(self.loss(torch.zeros_like(y_true), y_true))

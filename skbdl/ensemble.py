@@ -114,12 +114,19 @@ def _fit_members_on_dask(client, calls, name):
     queued on the scheduler); this loop watches the cluster instead and fails once it
     has had no worker for the no-workers timeout.  A member whose worker dies is
     rerun by Dask elsewhere (the arguments travel with the task, not scattered to one
-    worker that could be lost), so losing some workers only slows the fit.
+    worker that could be lost), so losing some workers only slows the fit.  Called
+    from a task on a worker (a search over ensembles under the Dask backend), it
+    leaves the worker's thread pool while it waits, as joblib does, so that waiting
+    fits cannot hold every thread their members need.
     """
-    from distributed import wait
+    from distributed import rejoin, secede, wait
+    from distributed.worker import thread_state
 
     timeout = _dask_no_workers_timeout()
     futures = [client.submit(_fit_member, *args, pure=False) for args in calls]
+    in_worker = hasattr(thread_state, "execution_state")
+    if in_worker:
+        secede()
     finished = False
     try:
         without_workers_since = None
@@ -153,6 +160,8 @@ def _fit_members_on_dask(client, calls, name):
     finally:
         if not finished:
             client.cancel(futures)
+        if in_worker:
+            rejoin()
 
 
 class _MemberAverage(nn.Module):

@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 from joblib import parallel_config
+from sklearn.model_selection import GridSearchCV
 from skorch.callbacks import Callback
 
 from skbdl import DeepEnsembleRegressor
@@ -140,3 +141,31 @@ def test_losing_every_worker_fails_within_the_no_workers_timeout(tmp_path):
     assert "lost every worker of the Dask cluster" in str(error)
     assert "no-workers-timeout" in str(error)
     assert not hasattr(est, "net_")  # a failed fit leaves the estimator unfitted
+
+
+def test_a_search_over_ensembles_on_the_cluster_does_not_deadlock():
+    # Each candidate fit runs in a worker's only thread and submits its members to the
+    # same cluster: waiting fits must give their threads back (or all would wait).
+    X, y = regression_data()
+    params = dict(PARAMS, max_epochs=5, n_estimators=2)
+    search = GridSearchCV(DeepEnsembleRegressor(**params), {"lr": [0.01, 0.02]}, cv=2)
+    local = GridSearchCV(
+        DeepEnsembleRegressor(strategy="joblib", **params), search.param_grid, cv=2
+    )
+    local.fit(X, y)
+    outcome = []
+    with _cluster() as cluster, distributed.Client(cluster):
+
+        def run():
+            with parallel_config(backend="dask"):
+                search.fit(X, y)
+            outcome.append(search)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        thread.join(240)
+        assert not thread.is_alive(), "the search is still running after 240 s"
+    assert outcome and search.best_estimator_.strategy_ == "joblib"
+    np.testing.assert_array_equal(
+        search.cv_results_["mean_test_score"], local.cv_results_["mean_test_score"]
+    )

@@ -8,6 +8,7 @@ from .ensemble import DeepEnsembleClassifier, DeepEnsembleRegressor
 from .hyper_ensemble import HyperDeepEnsembleClassifier, HyperDeepEnsembleRegressor
 from .laplace import LaplaceClassifier, LaplaceRegressor
 from .last_layer import LastLayerBayesianRegressor, LastLayerLaplaceClassifier
+from .last_layer_dropout import LastLayerMCDropoutClassifier, LastLayerMCDropoutRegressor
 from .mc_dropout import MCDropoutClassifier, MCDropoutRegressor
 from .pbp import PBPRegressor
 from .swag import SWAGClassifier, SWAGRegressor
@@ -28,6 +29,8 @@ __all__ = [
     "LaplaceClassifier",
     "LaplaceRegressor",
     "LastLayerBayesianRegressor",
+    "LastLayerMCDropoutClassifier",
+    "LastLayerMCDropoutRegressor",
     "LastLayerLaplaceClassifier",
     "MCDropoutClassifier",
     "MCDropoutRegressor",

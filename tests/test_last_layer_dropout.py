@@ -1,0 +1,73 @@
+"""Last-layer MC dropout: a dropout head on a network's frozen features."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from sklearn.frozen import FrozenEstimator
+
+from skbdl import (
+    LastLayerMCDropoutClassifier,
+    LastLayerMCDropoutRegressor,
+    MCDropoutClassifier,
+    MCDropoutRegressor,
+)
+
+QUIET = dict(verbose=0, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    net = MCDropoutClassifier(dropout=0.0, max_epochs=15, calibrate=False, **QUIET)
+    return X, y, net.fit(X[:1000], y[:1000])
+
+
+def test_head_is_trained_on_the_frozen_features(digits):
+    X, y, net = digits
+    before = {k: v.clone() for k, v in net.module_.state_dict().items()}
+    clf = LastLayerMCDropoutClassifier(FrozenEstimator(net), dropout=0.5, random_state=0)
+    clf.fit(X[:1000], y[:1000])
+    # The network is not changed; the head is a Dropout -> Linear on its penultimate features.
+    after = net.module_.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    head = clf.head_.module_
+    assert head.linear.in_features == net.hidden_layer_sizes[-1] and head.dropout.p == 0.5
+    # The head's deterministic output on the network's features equals the network's
+    # output layer only if trained so; here: its accuracy is the network's.
+    accuracy = np.mean(clf.predict(X[1000:]) == y[1000:])
+    assert accuracy > np.mean(net.predict(X[1000:]) == y[1000:]) - 0.03
+
+
+def test_epistemic_from_the_head_only_and_larger_far_from_the_data(digits):
+    X, y, net = digits
+    clf = LastLayerMCDropoutClassifier(FrozenEstimator(net), random_state=0).fit(X[:1000], y[:1000])
+    u_in = clf.predict_uncertainty(X[1000:1300])
+    noise = np.random.RandomState(0).uniform(0, 1, size=(300, 64))
+    u_out = clf.predict_uncertainty(noise)
+    assert np.median(u_out.epistemic) > 2 * np.median(u_in.epistemic)
+    # One draw per call is the head with one dropout mask: same seed, same result.
+    np.testing.assert_array_equal(clf.predict_proba(X[:20]), clf.predict_proba(X[:20]))
+
+
+def test_regressor_in_target_units():
+    rng = np.random.RandomState(0)
+    X = rng.uniform(-2, 2, size=(300, 1))
+    y = 100 * np.sin(2 * X[:, 0]) + 10 * rng.randn(300) + 500
+    reg = LastLayerMCDropoutRegressor(random_state=0).fit(X, y)
+    mean, std = reg.predict(X, return_std=True)
+    assert np.sqrt(np.mean((mean - y) ** 2)) < 40
+    assert np.all(std > 0) and reg.y_mean_[0] == pytest.approx(y.mean())
+    u = reg.predict_uncertainty(X[:5])
+    np.testing.assert_allclose(u.total_var, u.aleatoric_var + u.epistemic_var)
+
+
+def test_inner_network_validated_and_user_network(digits):
+    X, y, _ = digits
+    with pytest.raises(ValueError, match="n_samples"):
+        LastLayerMCDropoutRegressor(MCDropoutRegressor(n_samples=0)).fit(X[:50], y[:50])
+    with pytest.raises(ValueError, match="names no layer"):
+        LastLayerMCDropoutClassifier(
+            MCDropoutClassifier(max_epochs=2, **QUIET), last_layer="nope"
+        ).fit(X[:100], y[:100])

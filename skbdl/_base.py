@@ -659,6 +659,12 @@ class BayesianRegressorMixin(RegressorMixin):
                     "likelihood='fixed' with noise_scale (the noise standard deviation in "
                     "the target's units), or criterion=None for the Gaussian likelihood."
                 )
+            if getattr(self, "_sample_weight", None) is not None:
+                raise ValueError(
+                    f"sample_weight needs the loss of each row, which criterion={user!r} "
+                    "does not give; fit without sample_weight, or with criterion=None "
+                    "(the Gaussian likelihood, which takes weights)."
+                )
             if isinstance(user, type):
                 loss = user()
             else:

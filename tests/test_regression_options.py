@@ -111,6 +111,10 @@ def test_fixed_noise_hyper_ensemble(data):
         **FAST,
     ).fit(X, y)
     np.testing.assert_allclose(est.predict_uncertainty(X).aleatoric_var, 4.0, rtol=1e-6)
+    # Its deterministic pass is the selected members' average.
+    u = est.predict_uncertainty(X, deterministic=True)
+    np.testing.assert_allclose(u.mean, est.predict(X), rtol=1e-6)
+    np.testing.assert_array_equal(u.epistemic_var, 0.0)
 
 
 @pytest.mark.parametrize("name", ["mc_dropout", "ensemble"])
@@ -201,16 +205,18 @@ def test_sigmoid_output_activation_bounds_the_means(data):
         {"noise_scale": -1.0},
         {"noise_scale": "1"},
         {"output_activation": "exp"},
-        {"criterion": "huber"},
     ],
 )
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 def test_new_parameters_are_validated(name, params, data):
-    X, y = data
-    if "criterion" in params and name == "bbb":
-        pytest.skip("Bayes by Backprop has no criterion (its ELBO needs a likelihood)")
     with pytest.raises(InvalidParameterError):
-        ESTIMATORS[name](**params).fit(X, y)
+        ESTIMATORS[name](**params).fit(*data)
+
+
+@pytest.mark.parametrize("name", ["mc_dropout", "ensemble"])
+def test_criterion_is_validated(name, data):
+    with pytest.raises(InvalidParameterError, match="criterion"):
+        ESTIMATORS[name](likelihood="fixed", criterion="huber").fit(*data)
 
 
 def test_bbb_has_no_criterion(data):

@@ -12,7 +12,7 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 from torch.nn import functional as F
 
-from skbdl import BayesianMLPClassifier
+from skbdl import BayesianMLPClassifier, BayesianMLPRegressor
 from skbdl.nn import (
     BayesianConv1d,
     BayesianConv2d,
@@ -221,3 +221,34 @@ def test_bbb_estimator_with_bayesian_cnn_fits_digits():
         results = list(pool.map(lambda _: clf.predict_proba(X_test[:50]), range(4)))
     for result in results:
         np.testing.assert_allclose(result, proba, atol=1e-6)
+
+
+class SequenceNet(nn.Module):
+    """A Bayesian 1-D CNN for sequences of shape (1, 16)."""
+
+    def __init__(self, n_outputs):
+        super().__init__()
+        self.conv = BayesianConv1d(1, 4, kernel_size=3, padding=1)
+        self.output = BayesianLinear(4 * 16, n_outputs)
+
+    def forward(self, x):
+        return self.output(torch.relu(self.conv(x)).flatten(1))
+
+
+def test_bbb_regressor_with_bayesian_conv1d_on_sequences():
+    rng = np.random.RandomState(0)
+    X = rng.randn(300, 1, 16).astype(np.float32)
+    y = X[:, 0, 4:8].sum(axis=1) + 0.1 * rng.randn(300)
+    reg = BayesianMLPRegressor(
+        SequenceNet,
+        max_epochs=40,
+        lr=1e-2,
+        n_samples=20,
+        calibrate=False,
+        random_state=0,
+        verbose=0,
+    ).fit(X[:200], y[:200])
+    assert [type(m) for m in bayesian_layers(reg.module_)] == [BayesianConv1d, BayesianLinear]
+    u = reg.predict_uncertainty(X[200:])
+    assert u.mean.shape == (100,) and (u.epistemic_var > 0).all()
+    assert reg.score(X[200:], y[200:]) > 0.9  # 0.98-0.996 over seeds 0-2

@@ -14,9 +14,11 @@ assumed-density-filtering loop, the last-layer methods a fitted network.
 import copy
 import math
 import numbers
+import warnings
 from abc import ABCMeta, abstractmethod
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from scipy.special import ndtri
 from sklearn.base import (
@@ -30,10 +32,12 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 from torch import nn
 
+from ._net import SparseRows
 from ._persistence import PersistenceMixin
 from ._reductions import classification_summaries, proba_samples, regression_summaries
 from .nn import GaussianNLLLoss, GaussianRegressionModule
@@ -64,6 +68,23 @@ CHUNK_OUTPUT_FLOATS = 2**21
 #: samples.  From the total memory, not the free memory, so that the chunks, and
 #: with them the rounding of the results, are the same on every call.
 CUDA_MEMORY_SHARE, CUDA_BYTES_PER_UNIT, CUDA_PREDICT_BUDGET = 0.25, 32, (2**16, 2**24)
+
+#: Sparse input is densified one prediction chunk at a time; a chunk holds at most
+#: this many dense input floats (rows x features), so prediction memory stays that of
+#: the sparse matrix plus a bounded chunk, however wide the one-hot encoding.
+SPARSE_CHUNK_FLOATS = 2**21
+
+#: The largest float32: inputs beyond it would become infinite in the network.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+class SampleWeightNotSupportedError(NotImplementedError, TypeError):
+    """``fit(..., sample_weight=...)`` on a method that does not weigh rows.
+
+    A ``NotImplementedError`` (weighting is not implemented for the method) and a
+    ``TypeError`` (``fit`` has no ``sample_weight`` parameter), so code that expects
+    either, scikit-learn's estimator checks included, recognises it.
+    """
 
 
 def _seed_from(random_state):
@@ -124,9 +145,18 @@ class BasePredictor(PersistenceMixin, BaseEstimator, metaclass=ABCMeta):
         """
 
     # ------------------------------------------------------------- task hooks
+    def _encode_targets(self, y):
+        """``y`` encoded as at fit time (fitted classes or standardisation, nothing
+        refitted): ``(y_tensor, n_outputs)``; an error for targets the fit did not
+        prepare for (unknown labels, another number of outputs)."""
+        raise NotImplementedError
+
     @abstractmethod
-    def _prepare_targets(self, y):
-        """Validate ``y``, set fitted target attributes, return (y_tensor, n_outputs)."""
+    def _prepare_targets(self, y, sample_weight=None):
+        """Validate ``y``, set fitted target attributes, return (y_tensor, n_outputs).
+
+        ``sample_weight`` (or None) weights the rows in any statistics of ``y``
+        (a regressor's standardisation), as if row ``i`` appeared ``w_i`` times."""
 
     # ------------------------------------------------------------------ fitting
     def _device(self):
@@ -139,7 +169,7 @@ class BasePredictor(PersistenceMixin, BaseEstimator, metaclass=ABCMeta):
         return device
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, **fit_params):
         """Fit the model to data.
 
         Parameters
@@ -152,6 +182,11 @@ class BasePredictor(PersistenceMixin, BaseEstimator, metaclass=ABCMeta):
         y : array-like of shape (n_rows,) or (n_rows, n_outputs)
             Targets: class labels for classifiers (any type), real values for
             regressors.
+        **fit_params : dict
+            None are supported here: ``sample_weight`` raises
+            ``NotImplementedError`` naming the way to weigh the network's
+            training, any other name ``TypeError``.  (The methods trained by
+            gradient descent, and PBP, take ``sample_weight``.)
 
         Returns
         -------
@@ -159,9 +194,34 @@ class BasePredictor(PersistenceMixin, BaseEstimator, metaclass=ABCMeta):
             The fitted estimator.  If fitting fails (bad input, a diverging loss),
             the exception propagates and the estimator is left exactly as it was.
         """
+        if fit_params:
+            self._refuse_fit_params(fit_params)
+        return self._fit_restoring_state(X, y)
+
+    def _refuse_fit_params(self, fit_params):
+        """Raise for keyword arguments ``fit`` does not take, naming the estimator (not
+        an internal base class) and, for ``sample_weight``, the way round."""
+        name = type(self).__name__
+        if "sample_weight" in fit_params:
+            raise SampleWeightNotSupportedError(
+                f"{name} does not weigh rows: it fits its posterior on a trained network "
+                "without sample weights. To weigh the network's training, fit the "
+                "network with fit(X, y, sample_weight=w) and pass it in a "
+                "FrozenEstimator as `estimator`; the posterior is then fitted on the "
+                "rows unweighted."
+            )
+        raise TypeError(
+            f"{name}.fit() got an unexpected keyword argument {next(iter(fit_params))!r}."
+        )
+
+    def _fit_restoring_state(self, X, y, fit=None, **fit_params):
+        """``fit(X, y, **fit_params)`` (``fit``: a bound method, None: ``self._fit``);
+        if it raises, the estimator is restored exactly as it was and the exception
+        propagates.  Every ``fit`` (and ``partial_fit``) calls this."""
         state = dict(vars(self))
+        fit = self._fit if fit is None else fit
         try:
-            return self._fit(X, y)
+            return fit(X, y, **fit_params)
         except BaseException:
             vars(self).clear()
             vars(self).update(state)
@@ -172,42 +232,107 @@ class BasePredictor(PersistenceMixin, BaseEstimator, metaclass=ABCMeta):
         model: True for the default networks (``module=None``), which take rows."""
         return getattr(self, "module", None) is None
 
-    def _validate_training_data(self, X, y):
-        """Validate ``X`` and ``y``, set the input, target and seed attributes.
+    #: Whether ``fit`` and prediction accept scipy sparse ``X`` (CSR or CSC; other
+    #: formats are converted): True for the methods that train on mini-batches, which
+    #: keep the matrix sparse and densify one batch (or prediction chunk) at a time.
+    _accepts_sparse = False
 
-        Returns ``(X, y, X_tensor, y_tensor, n_outputs, train_seed, device)``: ``X``
-        validated (float32 or float64; flattened to rows when
-        :meth:`_flattens_input`), ``X_tensor`` its float32 tensor, ``y_tensor`` the
-        encoded or standardised targets.
+    def _sparse_formats(self):
+        return ("csr", "csc") if self._accepts_sparse else False
+
+    def _validate_training_data(self, X, y, sample_weight=None, reset=True, classes=None):
+        """Validate ``X``, ``y`` and ``sample_weight``; set the input, target and seed
+        attributes.
+
+        ``reset=False`` (continued training: ``warm_start``, ``partial_fit``) checks
+        ``X`` against what the first fit saw and encodes ``y`` with the fitted
+        classes or standardisation, setting nothing; ``train_seed`` is then None.
+        ``classes`` (a classifier's first ``partial_fit``): the fitted ``classes_``,
+        already set, by which ``y`` is encoded.
+
+        Returns ``(X, y, X_tensor, y_tensor, n_outputs, train_seed, device,
+        sample_weight)``: ``X`` validated (float32 or float64, a scipy CSR matrix for
+        sparse input; flattened to rows when :meth:`_flattens_input`), ``X_tensor``
+        its float32 tensor (:class:`~skbdl._net.SparseRows` for sparse input),
+        ``y_tensor`` the encoded or standardised targets, ``sample_weight`` a float64
+        array of shape (n_rows,) (non-negative, not all zero; times the
+        ``class_weight`` of a classifier that has one), or None when neither is given.
         """
         X, y = validate_data(
             self,
             X,
             y,
+            reset=reset,
             dtype=[np.float64, np.float32],
             allow_nd=True,
+            accept_sparse=self._sparse_formats(),
             **self._target_validation(),
         )
-        self.input_shape_ = tuple(X.shape[1:])
+        if not reset:
+            self._check_input_shape(X)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
+        class_weight = getattr(self, "class_weight", None)
+        if class_weight is not None:
+            weights = compute_sample_weight(class_weight, y)
+            sample_weight = weights if sample_weight is None else sample_weight * weights
+        if reset:
+            self.input_shape_ = tuple(X.shape[1:])
         X = self._as_model_input(X)
         device = self._device()
-        y_tensor, n_outputs = self._prepare_targets(y)
-        rng = check_random_state(self.random_state)
-        train_seed, self._predict_seed = _seed_from(rng), _seed_from(rng)
-        # ascontiguousarray: torch cannot read numpy arrays with negative strides (X[::-1]).
-        X_tensor = torch.tensor(np.ascontiguousarray(X), dtype=torch.float32)
-        return X, y, X_tensor, y_tensor, n_outputs, train_seed, device
+        if reset and classes is None:
+            y_tensor, n_outputs = self._prepare_targets(y, sample_weight=sample_weight)
+        else:
+            y_tensor, n_outputs = self._encode_targets(y)
+        train_seed = None
+        if reset:
+            rng = check_random_state(self.random_state)
+            train_seed, self._predict_seed = _seed_from(rng), _seed_from(rng)
+        if sp.issparse(X):
+            X = X.tocsr()
+            X_tensor = SparseRows.from_scipy(X)
+        else:
+            # ascontiguousarray: torch cannot read numpy arrays with negative strides.
+            X_tensor = torch.tensor(np.ascontiguousarray(X), dtype=torch.float32)
+        return X, y, X_tensor, y_tensor, n_outputs, train_seed, device, sample_weight
+
+    def _check_input_shape(self, X):
+        expected = getattr(self, "input_shape_", None)
+        if expected is not None and tuple(X.shape[1:]) != tuple(expected):
+            raise ValueError(
+                f"X has rows of shape {tuple(X.shape[1:])}, but {type(self).__name__} was "
+                f"fitted on rows of shape {tuple(expected)}."
+            )
 
     def _as_model_input(self, X):
         """``X`` as the model takes it: rows of more than one axis flattened when
-        :meth:`_flattens_input`."""
+        :meth:`_flattens_input`.  Values beyond float32's range (the network computes
+        in float32) are an error, not an overflow to infinity."""
+        values = X.data if sp.issparse(X) else X
+        if values.dtype == np.float64 and values.size and np.abs(values).max() > FLOAT32_MAX:
+            raise ValueError(
+                f"X has values of magnitude up to {np.abs(values).max():.3g}, beyond the "
+                f"range of float32 ({FLOAT32_MAX:.3g}) in which {type(self).__name__} "
+                "computes; rescale the inputs (e.g. StandardScaler in a Pipeline)."
+            )
         if X.ndim > 2 and self._flattens_input():
             return X.reshape(len(X), -1)
         return X
 
     def _validate_prediction_input(self, X):
         """Validate ``X`` at prediction time against what ``fit`` saw."""
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], allow_nd=True)
+        X = validate_data(
+            self,
+            X,
+            reset=False,
+            dtype=[np.float64, np.float32],
+            allow_nd=True,
+            accept_sparse=self._sparse_formats(),
+        )
+        if sp.issparse(X):
+            X = X.tocsr()  # rows are read chunk by chunk
         expected = getattr(self, "input_shape_", None)
         if expected is not None and tuple(X.shape[1:]) != tuple(expected):
             raise ValueError(
@@ -239,8 +364,9 @@ class BasePredictor(PersistenceMixin, BaseEstimator, metaclass=ABCMeta):
     def _reset_calibration(self):
         """Set the fitted calibration attributes to the identity (no recalibration)."""
 
-    def _fit_calibration(self, X_valid, y_valid):
-        """Fit the recalibration on held-out rows (validated ``X``, raw ``y``)."""
+    def _fit_calibration(self, X_valid, y_valid, sample_weight=None):
+        """Fit the recalibration on held-out rows (validated ``X``, raw ``y``), by the
+        held-out log-likelihood weighted by ``sample_weight`` (None: equal weights)."""
         raise NotImplementedError(f"{type(self).__name__} has no recalibration.")
 
     def _check_n_samples(self, n_samples):
@@ -340,6 +466,14 @@ class BasePredictor(PersistenceMixin, BaseEstimator, metaclass=ABCMeta):
         if not validated:
             X = self._validate_prediction_input(X)
         n_samples = 1 if deterministic else self._check_n_samples(n_samples)
+        if n_samples == 1 and sampler is None and not deterministic:
+            warnings.warn(
+                f"{type(self).__name__} predicts from a single draw (n_samples=1 or one "
+                "member): its epistemic uncertainty is zero and its predictive "
+                "distribution that of one network. Use n_samples >= 2.",
+                UserWarning,
+                stacklevel=4,
+            )
         sampler = self._sample_outputs if sampler is None else sampler
         module, device = self._prediction_module()
         budget = self._predict_budget(module, device, X.shape[1])
@@ -356,14 +490,38 @@ class BasePredictor(PersistenceMixin, BaseEstimator, metaclass=ABCMeta):
             view.pass_budget = budget
             budget = max(budget, CHUNK_OUTPUT_FLOATS // self._output_width())
         rows = max(1, budget // n_samples)
+        if sp.issparse(X):
+            rows = max(1, min(rows, SPARSE_CHUNK_FLOATS // max(1, X.shape[1])))
         for start in range(0, X.shape[0], rows):
             chunk = slice(start, min(start + rows, X.shape[0]))
             # A copy: a one-row slice of reversed rows counts as contiguous for numpy
             # but has a negative stride, which torch refuses.
-            X_chunk = torch.from_numpy(np.array(X[chunk], dtype=np.float32))
+            if sp.issparse(X):  # densified a chunk at a time
+                X_chunk = torch.from_numpy(X[chunk].toarray().astype(np.float32, copy=False))
+            else:
+                X_chunk = torch.from_numpy(np.array(X[chunk], dtype=np.float32))
             with torch.no_grad():
                 out = sampler(view, X_chunk.to(device), n_samples, seed)
+            self._check_finite_outputs(out, chunk)
             yield chunk, X.shape[0], out
+
+    def _check_finite_outputs(self, out, chunk):
+        """Raise when the model's outputs for a chunk of rows are not finite (inputs
+        so far from the training data that the network overflows): a NaN mean or a
+        class chosen from NaN probabilities would be a silent wrong answer."""
+        parts = out if isinstance(out, tuple) else (out,)
+        if all(bool(torch.isfinite(p).all()) for p in parts):
+            return
+        bad = torch.zeros(parts[0].shape[1], dtype=torch.bool, device=parts[0].device)
+        for part in parts:
+            bad |= ~torch.isfinite(part.reshape(part.shape[0], part.shape[1], -1)).all(-1).all(0)
+        rows = (torch.nonzero(bad).flatten().cpu().numpy() + chunk.start)[:5].tolist()
+        raise ValueError(
+            f"{type(self).__name__}'s network gives non-finite outputs (overflow) for rows "
+            f"{rows}{' ...' if int(bad.sum()) > 5 else ''} of X: their values are too far "
+            "from the training data for float32 arithmetic. Scale the inputs as at fit "
+            "time (e.g. a StandardScaler in the Pipeline) or check these rows."
+        )
 
     def _predict_rows(
         self, X, n_samples=None, reduce=None, sampler=None, rows_axis=0, deterministic=False
@@ -401,6 +559,7 @@ class BasePredictor(PersistenceMixin, BaseEstimator, metaclass=ABCMeta):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = self._accepts_sparse
         tags.non_deterministic = False
         return tags
 
@@ -411,7 +570,7 @@ class BayesianClassifierMixin(ClassifierMixin):
     def _target_validation(self):
         return {"multi_output": False}
 
-    def _prepare_targets(self, y):
+    def _prepare_targets(self, y, sample_weight=None):
         check_classification_targets(y)
         encoder = LabelEncoder()
         y_encoded = encoder.fit_transform(y)
@@ -422,6 +581,18 @@ class BayesianClassifierMixin(ClassifierMixin):
             )
         self.classes_ = encoder.classes_
         return torch.as_tensor(y_encoded, dtype=torch.int64), len(self.classes_)
+
+    def _encode_targets(self, y):
+        check_classification_targets(y)
+        unknown = np.setdiff1d(y, self.classes_)
+        if len(unknown):
+            raise ValueError(
+                f"y has labels {unknown.tolist()} that are not among the classes "
+                f"{self.classes_.tolist()} of {type(self).__name__}; pass every class in "
+                "`classes` on the first call to partial_fit (or refit from scratch)."
+            )
+        codes = np.searchsorted(self.classes_, y)
+        return torch.as_tensor(codes, dtype=torch.int64), len(self.classes_)
 
     def _wrap_module(self, body):
         return body
@@ -445,14 +616,16 @@ class BayesianClassifierMixin(ClassifierMixin):
     def _reset_calibration(self):
         self.temperature_ = 1.0
 
-    def _fit_calibration(self, X_valid, y_valid):
+    def _fit_calibration(self, X_valid, y_valid, sample_weight=None):
         """Temperature scaling (Guo et al. 2017) of every draw's logits, fitted by the
-        NLL of the model average on the held-out rows."""
+        (``sample_weight``-weighted) NLL of the model average on the held-out rows."""
         logits = np.concatenate(
             [out for _, out, _ in self._iter_samples(X_valid, validated=True)], axis=1
         )
         labels = np.searchsorted(self.classes_, y_valid)
-        self.temperature_ = float(np.exp(fit_log_temperature(logits, labels)))
+        self.temperature_ = float(
+            np.exp(fit_log_temperature(logits, labels, sample_weight=sample_weight))
+        )
 
     def sample_predictions(self, X, n_samples=None, deterministic=False):
         """Class probabilities from ``n_samples`` draws of the model.
@@ -598,13 +771,31 @@ class BayesianRegressorMixin(RegressorMixin):
     def _target_validation(self):
         return {"multi_output": True, "y_numeric": True}
 
-    def _prepare_targets(self, y):
+    def _prepare_targets(self, y, sample_weight=None):
         self._y_1d = y.ndim == 1
         y2 = y.reshape(len(y), -1).astype(np.float64)
         self.n_outputs_ = y2.shape[1]
-        self.y_mean_ = y2.mean(axis=0)
-        scale = y2.std(axis=0)
-        self.y_scale_ = np.where(scale > 0, scale, 1.0)
+        # Weighted moments: with integer weights, those of the rows repeated.  Computed
+        # on y divided by its largest magnitude, so that squares neither overflow
+        # (|y| ~ 1e160) nor underflow (|y| ~ 1e-170): any finite scale standardises.
+        magnitude = np.max(np.abs(y2), axis=0)
+        magnitude = np.where(magnitude > 0, magnitude, 1.0)
+        y_unit = y2 / magnitude
+        mean_unit = np.average(y_unit, axis=0, weights=sample_weight)
+        scale_unit = np.sqrt(np.average((y_unit - mean_unit) ** 2, axis=0, weights=sample_weight))
+        self.y_mean_ = mean_unit * magnitude
+        self.y_scale_ = np.where(scale_unit > 0, scale_unit * magnitude, 1.0)
+        y_std = (y2 - self.y_mean_) / self.y_scale_
+        return torch.as_tensor(y_std, dtype=torch.float32), self.n_outputs_
+
+    def _encode_targets(self, y):
+        y2 = y.reshape(len(y), -1).astype(np.float64)
+        if y2.shape[1] != self.n_outputs_ or (y.ndim == 1) != self._y_1d:
+            raise ValueError(
+                f"y has shape {y.shape}, but {type(self).__name__} was fitted on targets "
+                f"of {self.n_outputs_} output(s) ({'1-D' if self._y_1d else '2-D'})."
+            )
+        # The standardisation of the first fit is kept.
         y_std = (y2 - self.y_mean_) / self.y_scale_
         return torch.as_tensor(y_std, dtype=torch.float32), self.n_outputs_
 
@@ -723,15 +914,19 @@ class BayesianRegressorMixin(RegressorMixin):
     def _reset_calibration(self):
         self.calibration_scale_ = np.ones(self.n_outputs_)
 
-    def _fit_calibration(self, X_valid, y_valid):
+    def _fit_calibration(self, X_valid, y_valid, sample_weight=None):
         """Variance scaling (Levi et al. 2019; Kuleshov et al. 2018), one factor per
-        target, fitted by the NLL of the predictive mixture on the held-out rows."""
+        target, fitted by the (``sample_weight``-weighted) NLL of the predictive
+        mixture on the held-out rows."""
         outs = [out for _, out, _ in self._iter_samples(X_valid, validated=True)]
         mean = np.concatenate([m for m, _ in outs], axis=1)
         var = np.concatenate([v for _, v in outs], axis=1)
         y_std = (y_valid.reshape(len(y_valid), -1) - self.y_mean_) / self.y_scale_
         self.calibration_scale_ = np.exp(
-            [fit_log_scale(mean[..., k], var[..., k], y_std[:, k]) for k in range(y_std.shape[1])]
+            [
+                fit_log_scale(mean[..., k], var[..., k], y_std[:, k], sample_weight=sample_weight)
+                for k in range(y_std.shape[1])
+            ]
         )
 
     def _moment_parts(self, out):
@@ -743,10 +938,15 @@ class BayesianRegressorMixin(RegressorMixin):
         mean, aleatoric, epistemic = out
         scale = getattr(self, "calibration_scale_", 1.0)
         aleatoric, epistemic = aleatoric * scale**2, epistemic * scale**2
-        aleatoric = self._variance_to_original(aleatoric)
-        epistemic = self._variance_to_original(epistemic)
+        # The standard deviation from standardised units, so that it is right even
+        # where the variance in original units is not representable (|y| ~ 1e160).
+        std = np.sqrt(aleatoric + epistemic) * self.y_scale_
+        std = std[..., 0] if self._y_1d else std
+        with np.errstate(over="ignore", under="ignore"):
+            aleatoric = self._variance_to_original(aleatoric)
+            epistemic = self._variance_to_original(epistemic)
         mean = self._in_output_range(self._mean_to_original(mean))
-        return mean, aleatoric + epistemic, aleatoric, epistemic
+        return mean, std, aleatoric + epistemic, aleatoric, epistemic
 
     def sample_predictions(self, X, n_samples=None, deterministic=False):
         """Means and variances of the Gaussian predictions of ``n_samples`` draws.
@@ -806,8 +1006,7 @@ class BayesianRegressorMixin(RegressorMixin):
             moments = self._predict_rows(
                 X, n_samples, reduce=regression_summaries, deterministic=deterministic
             )
-        mean, total, aleatoric, epistemic = self._moment_parts(moments)
-        return RegressionUncertainty(mean, np.sqrt(total), total, aleatoric, epistemic)
+        return RegressionUncertainty(*self._moment_parts(moments))
 
     def predict(self, X, return_std=False, deterministic=False):
         """Predictive mean (and standard deviation).
@@ -907,9 +1106,11 @@ class BayesianRegressorMixin(RegressorMixin):
         levels = [(1 - confidence) / 2, (1 + confidence) / 2]
 
         def quantiles(out):  # a chunk's draws, on the host: bisection in numpy
-            mean, var = self._gaussian_samples(_to_numpy(out))
-            ends = gaussian_mixture_quantile(levels, mean, var)
-            return torch.from_numpy(np.moveaxis(ends, 0, -1))
+            # In standardised units (quantiles commute with the increasing affine map
+            # back), so that the variances never overflow.
+            mean, var = self._calibrated(*_to_numpy(out))
+            ends = self._mean_to_original(gaussian_mixture_quantile(levels, mean, var))
+            return torch.from_numpy(np.ascontiguousarray(np.moveaxis(ends, 0, -1)))
 
         return self._predict_rows(X, n_samples, reduce=quantiles, deterministic=deterministic)[0]
 

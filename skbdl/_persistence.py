@@ -369,6 +369,9 @@ def _skbdl_classes():
         for _, obj in inspect.getmembers(module, inspect.isclass):
             if obj.__module__.split(".")[0] == "skbdl":
                 found.add(obj)
+    from ._training import _silent
+
+    found.add(_silent)  # skbdl's own function: the sink of early stopping's messages
     return found
 
 

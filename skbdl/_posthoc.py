@@ -7,7 +7,7 @@ import numbers
 
 import numpy as np
 import torch
-from sklearn.base import MetaEstimatorMixin, clone
+from sklearn.base import MetaEstimatorMixin, _fit_context, clone
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import HasMethods, Interval
@@ -125,6 +125,32 @@ class BasePostHoc(MetaEstimatorMixin, BasePredictor):
         "random_state": ["random_state"],
     }
 
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y, **fit_params):
+        """Fit the network (unless frozen) and the posterior on it.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_rows, n_features)
+            Training inputs.
+        y : array-like of shape (n_rows,) or (n_rows, n_outputs)
+            Targets: class labels for classifiers, real values for regressors.
+        **fit_params : dict
+            None supported: ``sample_weight`` raises ``NotImplementedError`` naming
+            the way round (a network fitted with weights, frozen), other names
+            ``TypeError``.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.  The inner ``estimator``'s parameters are validated
+            as if it were fitted alone (before anything is trained); if fitting fails
+            the estimator is left exactly as it was.
+        """
+        if fit_params:
+            self._refuse_fit_params(fit_params)
+        return self._fit_restoring_state(X, y)
+
     def _fit_estimator(self, X, y, y_network):
         """The fitted network: ``estimator`` cloned and fitted, or as is if frozen."""
         rng = np.random.RandomState(_seed_from(self.random_state))
@@ -132,6 +158,12 @@ class BasePostHoc(MetaEstimatorMixin, BasePredictor):
             estimator = self._default_estimator(_seed_from(rng), len(X))
         else:
             estimator = clone(self.estimator)  # a FrozenEstimator clones to itself
+            if not isinstance(estimator, FrozenEstimator) and hasattr(
+                estimator, "_validate_params"
+            ):
+                # Validated as if fitted alone, before the (possibly long) network fit
+                # of another method (e.g. an SGD-trained skbdl estimator's settings).
+                estimator._validate_params()
         if isinstance(estimator, FrozenEstimator):
             if not estimator.__sklearn_is_fitted__() and not getattr(
                 estimator.estimator, "initialized_", False
@@ -148,13 +180,28 @@ class BasePostHoc(MetaEstimatorMixin, BasePredictor):
         :meth:`_fit_posterior`); None by default."""
         return None
 
+    def _flattens_input(self):
+        """Rows of more than one axis are flattened as the network's own estimator
+        flattens them: an skbdl default network takes rows, a user's module (or a
+        skorch net) takes the array as given."""
+        inner = getattr(self, "estimator_", None) or self.estimator
+        if isinstance(inner, FrozenEstimator):
+            inner = inner.estimator
+        if inner is None:
+            return True
+        if isinstance(inner, NeuralNet):
+            return False
+        flattens = getattr(inner, "_flattens_input", None)
+        return True if flattens is None else flattens()
+
     def _fit(self, X, y):
         X, y = validate_data(
-            self, X, y, dtype=[np.float64, np.float32], **self._target_validation()
+            self, X, y, dtype=[np.float64, np.float32], allow_nd=True, **self._target_validation()
         )
+        self.input_shape_ = tuple(X.shape[1:])
         selected = self._select(X, y)
         estimator, rng = self._fit_estimator(X, y, self._network_targets(y))
-        head, device = self._fit_posterior(estimator, X, y, selected)
+        head, device = self._fit_posterior(estimator, self._as_model_input(X), y, selected)
         self.estimator_ = estimator
         self._head = head.to(device).eval()
         self._device_ = device

@@ -17,17 +17,21 @@ import numbers
 import warnings
 from abc import abstractmethod
 
+import numpy as np
 import torch
+from sklearn.base import _fit_context, is_classifier
+from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import _check_partial_fit_first_call
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import EarlyStopping
-from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 from torch import nn
 
 from ._base import BasePredictor
-from ._net import DivergenceCheck, EpochProgressBar, SkbdlNet
+from ._net import DivergenceCheck, EpochProgressBar, RowData, SkbdlNet, as_dense
 from .nn import ACTIVATIONS
+from .nn._random import GLOBAL_RNG_LOCK, generator_states, training_generators
 
 #: Keyword-argument prefixes routed to the module and optimizer constructors.
 ROUTED_PREFIXES = ("module__", "optimizer__")
@@ -75,6 +79,61 @@ CALIBRATION_DOC = """    calibrate : bool or 'auto', default='auto'
         Fraction of the training rows held out when ``early_stopping`` or
         ``calibrate`` is True (the same rows serve both); stratified by class for
         classifiers where every class has two rows.
+"""
+
+#: The ``fit`` docstring of the estimators trained here.
+FIT_DOC = """Fit the model to data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_rows, n_features) or (n_rows, ...)
+            Training inputs (numpy, pandas, lists, scipy sparse; cast to float32
+            internally).  A sparse matrix (CSR or CSC; other formats are converted
+            to CSR) stays sparse: it is densified a mini-batch at a time, so
+            training memory is that of the sparse matrix plus a batch.  Arrays of
+            more than two dimensions (images ``(n_rows, channels, height, width)``,
+            sequences) are passed to a user's module as they are, and flattened to
+            rows for the default networks.
+        y : array-like of shape (n_rows,) or (n_rows, n_outputs)
+            Targets: class labels for classifiers (any type), real values for
+            regressors.
+        sample_weight : array-like of shape (n_rows,), default=None
+            Non-negative row weights (not all zero), as counts: the training loss
+            is ``sum_i w_i loss_i / sum_i w_i`` (each mini-batch's mean of
+            ``w_i * loss_i``, divided by the mean weight of the training rows), so a
+            row of integer weight ``k`` counts as ``k`` copies of it, and a weight of
+            0 as leaving the row out.  The weights also enter the target
+            standardisation of regressors, the held-out loss of early stopping and
+            the held-out likelihood of the recalibration (held-out rows keep their
+            weights), and, for Bayes by Backprop, the number of rows ``N`` dividing
+            the KL term (``N = sum_i w_i``).  Multiplied by the ``class_weight``
+            of a classifier.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.  If fitting fails (bad input, a diverging loss),
+            the exception propagates and the estimator is left exactly as it was.
+        """
+
+#: Parameter docs of the classifiers' class weights and of continued training.
+CLASS_WEIGHT_DOC = """    class_weight : dict, 'balanced' or None, default=None
+        Weights of the classes in the training loss, as in scikit-learn: a dict
+        ``{label: weight}`` (labels as in ``y``; classes not listed weigh 1),
+        ``'balanced'`` (``n_rows / (n_classes * np.bincount(y))``) or None (equal).
+        Applied as sample weights (multiplying ``sample_weight`` of ``fit``), so
+        they also weigh the held-out rows of early stopping and recalibration.
+"""
+WARM_START_DOC = """    warm_start : bool, default=False
+        When True and the estimator is fitted, ``fit`` continues training the
+        fitted network (its weights, optimizer state and random stream) for
+        ``max_epochs`` more epochs on the rows given, instead of starting afresh,
+        as ``partial_fit`` does for one epoch.  Continued training keeps what the
+        first fit set up -- the classes, the target standardisation, the
+        recalibration (not refitted) -- and holds no rows out (no early
+        stopping), as scikit-learn's ``MLPClassifier.partial_fit``.  The optimizer
+        is the first fit's (a changed ``lr`` applies to it; other optimizer
+        settings do not).
 """
 
 #: Fitted attributes every trained estimator's docstring lists (numpydoc entries).
@@ -141,6 +200,21 @@ def resolve_training_budget(batch_size, max_epochs, n_train):
     return int(batch_size), int(max_epochs)
 
 
+def _same_setting(value, default):
+    """Whether a parameter is at its default (sequences compared element-wise, so that
+    ``[50]`` equals ``(50,)``)."""
+    if isinstance(value, (list, tuple, np.ndarray)) and isinstance(default, (list, tuple)):
+        return list(np.ravel(value)) == list(default)
+    try:
+        return bool(value == default)
+    except Exception:  # objects whose == is not a bool
+        return value is default
+
+
+def _silent(*args):
+    """A sink that prints nothing (module level, so that nets with it pickle)."""
+
+
 def validate_hidden_layer_sizes(sizes):
     """``hidden_layer_sizes`` (an int or a sequence of positive ints) as a tuple."""
     given = sizes
@@ -185,6 +259,19 @@ def _torch_threads(n_threads):
         torch.set_num_threads(previous)
 
 
+def _rng_state(device):
+    """torch's global random state (CPU, and ``device``'s when it is a GPU)."""
+    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    return torch.get_rng_state(), cuda
+
+
+def _set_rng_state(state, device):
+    cpu, cuda = state
+    torch.set_rng_state(cpu)
+    if cuda is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(cuda, device)
+
+
 def _has_noise_parameter(module):
     return any(name.endswith("log_noise_var") for name, _ in module.named_parameters())
 
@@ -215,6 +302,9 @@ class BaseBayesianNetwork(BasePredictor):
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
         "callbacks": [None, list],
         "verbose": [StrOptions({"auto"}), "verbose"],
+        # Of the estimators that have them: continued training, classifiers' weights.
+        "warm_start": ["boolean"],
+        "class_weight": [None, dict, StrOptions({"balanced"})],
     }
 
     def _store_routed(self, kwargs):
@@ -273,9 +363,41 @@ class BaseBayesianNetwork(BasePredictor):
         """Return the criterion class."""
 
     # ---------------------------------------------------------------- fitting
-    def _build_body(self, n_features_in, n_outputs):
+    #: Parameters that configure only the default network (``module=None``).
+    _default_network_params = ("hidden_layer_sizes", "activation")
+
+    def _check_settings_apply(self):
+        """Raise for settings that cannot apply: ``module__*`` arguments without a
+        user module, or default-network settings changed while a user module is given
+        (a search over them would compare identical fits)."""
         if self.module is None:
-            return self._make_default_module(n_features_in, n_outputs)
+            routed = sorted(k for k in self._extra_params() if k.startswith("module__"))
+            if routed:
+                raise ValueError(
+                    f"{routed} are arguments for a user module, but module=None builds "
+                    f"the default network, which takes {list(self._default_network_params)}."
+                )
+            return
+        defaults = inspect.signature(type(self).__init__).parameters
+        changed = [
+            name
+            for name in self._default_network_params
+            if not _same_setting(getattr(self, name), defaults[name].default)
+        ]
+        if changed:
+            raise ValueError(
+                f"{', '.join(f'{n}={getattr(self, n)!r}' for n in changed)} configure the "
+                f"default network only and would be ignored with module="
+                f"{getattr(self.module, '__name__', type(self.module).__name__)}; pass such "
+                "settings to your module as module__<name> arguments, or leave them at "
+                "their defaults."
+            )
+
+    def _build_body(self, n_features_in, n_outputs):
+        self._check_settings_apply()
+        if self.module is None:
+            # float32 whatever torch's default dtype (the inputs are cast to float32).
+            return self._make_default_module(n_features_in, n_outputs).float()
         kwargs = self._routed("module__")
         if isinstance(self.module, nn.Module):
             if kwargs:
@@ -290,7 +412,7 @@ class BaseBayesianNetwork(BasePredictor):
                     kwargs[name] = value
             body = self.module(**kwargs)
         self._check_module(body)
-        return body
+        return body.float()
 
     def _validate_hidden_layer_sizes(self):
         return validate_hidden_layer_sizes(self.hidden_layer_sizes)
@@ -311,17 +433,155 @@ class BaseBayesianNetwork(BasePredictor):
                 (
                     "early_stopping",
                     EarlyStopping(
-                        patience=self.n_iter_no_change, load_best=True, sink=lambda *a: None
+                        patience=self.n_iter_no_change, load_best=True, sink=_silent
                     ),
                 )
             )
         return callbacks + copy.deepcopy(self.callbacks or [])
 
-    def _start_fit(self, X, y):
-        """Validate parameters and data, set the target and seed attributes; return
-        ``(X, y, X_tensor, y_tensor, n_outputs, train_seed, device)``."""
+    #: Mini-batch training densifies sparse input one batch at a time.
+    _accepts_sparse = True
+
+    #: Whether the method supports continued training (``warm_start``, ``partial_fit``).
+    _incremental = False
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        if getattr(self, "warm_start", False) and self.__sklearn_is_fitted__():
+            fit = self._continue_fit
+        else:
+            fit = self._fit
+        return self._fit_restoring_state(X, y, fit=fit, sample_weight=sample_weight)
+
+    fit.__doc__ = FIT_DOC
+
+    @available_if(lambda self: self._incremental)
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Train for one epoch on the rows given, continuing from the fitted network.
+
+        The first call builds the network and fixes what every later call keeps:
+        the classes (``classes`` must list them all, as for scikit-learn's
+        ``MLPClassifier.partial_fit``), the target standardisation of a regressor
+        (from the first call's ``y``), the input width and the mini-batch size
+        (from ``batch_size`` and the first call's rows).  Each call runs one epoch
+        of mini-batches over its rows, with the optimizer state and the random
+        stream carried over, so calls over the chunks of a data set train as
+        epochs over it.  Nothing is held out: no early stopping and no
+        recalibration (``temperature_`` or ``calibration_scale_`` stay at 1); for
+        those, ``fit`` on the whole data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_rows, n_features)
+            Training inputs (as for ``fit``).
+        y : array-like of shape (n_rows,) or (n_rows, n_outputs)
+            Targets (as for ``fit``); a classifier's labels must be in ``classes_``.
+        classes : array-like of shape (n_classes,), default=None
+            Every class label, required on the first call of a classifier (they
+            need not all appear in its ``y``); later calls may omit it or must
+            repeat it.  Not used by regressors.
+        sample_weight : array-like of shape (n_rows,), default=None
+            Row weights, as for ``fit``.
+
+        Returns
+        -------
+        self : object
+            The estimator, trained one more epoch.  If the call fails the
+            estimator is left as it was.
+        """
+        if getattr(self, "class_weight", None) == "balanced":
+            raise ValueError(
+                "class_weight='balanced' is not supported by partial_fit: the class "
+                "frequencies of the whole data are unknown. Compute the weights on the "
+                "whole data (sklearn.utils.class_weight.compute_class_weight) and pass "
+                "them as a dict."
+            )
+        return self._fit_restoring_state(
+            X, y, fit=self._partial_fit, classes=classes, sample_weight=sample_weight
+        )
+
+    def _partial_fit(self, X, y, classes=None, sample_weight=None):
+        first_call = not self.__sklearn_is_fitted__()
+        if is_classifier(self):
+            if first_call:
+                vars(self).pop("classes_", None)  # a fresh start takes `classes`
+            # Sets classes_ on the first call, raises if `classes` is missing then, or
+            # if a later call's `classes` differ.
+            _check_partial_fit_first_call(self, classes)
+        elif classes is not None:
+            raise ValueError(
+                f"classes is for classifiers; {type(self).__name__} is a regressor "
+                "(leave classes=None)."
+            )
+        if not first_call:
+            return self._continue_fit(X, y, sample_weight=sample_weight, epochs=1)
         self._check_extra_params()
-        data = self._validate_training_data(X, y)
+        data = self._validate_training_data(
+            X, y, sample_weight, classes=getattr(self, "classes_", None)
+        )
+        self._validate_hidden_layer_sizes()
+        X, y, X_tensor, y_tensor, n_outputs, seed, device, weight = data
+        net = self._train(
+            X_tensor, y_tensor, n_outputs, seed, device, sample_weight=weight, epochs=1
+        )
+        self._reset_calibration()
+        return self._finish_fit(net)
+
+    def _continue_fit(self, X, y, sample_weight=None, epochs=None):
+        """Continue training the fitted net on ``X``, ``y`` for ``epochs`` (None:
+        ``max_epochs``, resolved for these rows) more epochs; see ``warm_start``."""
+        self._check_extra_params()
+        data = self._validate_training_data(X, y, sample_weight, reset=False)
+        _, y, X_tensor, y_tensor, _, _, device, weight = data
+        if device != torch.device(self.net_.device):
+            raise ValueError(
+                f"Continued training must run on the device of the first fit "
+                f"({self.net_.device}); got device={self.device!r}."
+            )
+        self.batch_size_, self.max_epochs_ = resolve_training_budget(
+            self.batch_size, self.max_epochs if epochs is None else epochs, len(y)
+        )
+        # A copy: if training fails, the fitted net is left as it was.
+        net = copy.deepcopy(self.net_)
+        net.batch_size = self.batch_size_
+        if self.lr != net.lr:  # a changed learning rate applies to every param group
+            for group in net.optimizer_.param_groups:
+                group["lr"] *= self.lr / net.lr
+            net.lr = self.lr
+        if net.train_split is not None:
+            net.set_params(train_split=None)  # nothing held out
+        # Nothing is held out, so no early stopping (as MLPClassifier.partial_fit).
+        net.callbacks_ = [(name, cb) for name, cb in net.callbacks_ if name != "early_stopping"]
+        net.callbacks = [
+            cb for cb in net.callbacks if not (isinstance(cb, tuple) and cb[0] == "early_stopping")
+        ]
+        self._sample_weight = weight
+        try:
+            with (
+                self._training_randomness(device, state=getattr(self, "_training_rng_state", None)),
+                _torch_threads(self._training_threads(device)),
+            ):
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message=".*initialized.*", module="skorch")
+                    net.partial_fit(
+                        RowData(X_tensor, y_tensor, weight), None, epochs=self.max_epochs_
+                    )
+        finally:
+            del self._sample_weight
+        net.module_.eval()
+        self._continue_prediction_module(net)
+        return self._finish_fit(net)
+
+    def _continue_prediction_module(self, net):
+        """Hook: update what prediction uses after continued training of ``net``."""
+
+    def _start_fit(self, X, y, sample_weight=None):
+        """Validate parameters and data, set the target and seed attributes; return
+        ``(X, y, X_tensor, y_tensor, n_outputs, train_seed, device, sample_weight)``
+        (see :meth:`~skbdl._base.BasePredictor._validate_training_data`)."""
+        self._check_extra_params()
+        data = self._validate_training_data(X, y, sample_weight)
         self._validate_hidden_layer_sizes()
         return data
 
@@ -333,26 +593,48 @@ class BaseBayesianNetwork(BasePredictor):
         self.loss_curve_ = [float(v) for v in net.history[:, "train_loss"]]
         return self
 
-    def _fit(self, X, y):
-        X, y, X_tensor, y_tensor, n_outputs, train_seed, device = self._start_fit(X, y)
+    def _fit(self, X, y, sample_weight=None):
+        data = self._start_fit(X, y, sample_weight)
+        X, y, X_tensor, y_tensor, n_outputs, train_seed, device, weight = data
         early_stopping = getattr(self, "early_stopping", False)
-        calibrate = self._calibrates(len(X))
+        calibrate = self._calibrates(len(y))
         if early_stopping or calibrate:
             fit_rows, valid_rows = self._holdout_rows(y, train_seed)
-            valid_data = (X_tensor[valid_rows], y_tensor[valid_rows]) if early_stopping else None
+            valid_data = None
+            if early_stopping:
+                valid_data = (X_tensor[valid_rows], y_tensor[valid_rows])
+                if weight is not None:
+                    valid_data += (weight[valid_rows],)
             net = self._train(
-                X_tensor[fit_rows], y_tensor[fit_rows], n_outputs, train_seed, device, valid_data
+                X_tensor[fit_rows],
+                y_tensor[fit_rows],
+                n_outputs,
+                train_seed,
+                device,
+                valid_data,
+                sample_weight=None if weight is None else weight[fit_rows],
             )
         else:
-            net = self._train(X_tensor, y_tensor, n_outputs, train_seed, device)
+            net = self._train(
+                X_tensor, y_tensor, n_outputs, train_seed, device, sample_weight=weight
+            )
         self._reset_calibration()
         if calibrate:
             self.net_ = net
-            self._fit_calibration(X[valid_rows], y[valid_rows])
-            if len(X) < RETRAIN_MAX_ROWS and not early_stopping:
+            valid_weight = None if weight is None else weight[valid_rows]
+            if valid_weight is not None and not valid_weight.sum() > 0:
+                raise ValueError(
+                    "Every held-out row has zero sample weight, so the recalibration is "
+                    "undefined. Set calibrate=False, or change random_state or "
+                    "validation_fraction."
+                )
+            self._fit_calibration(X[valid_rows], y[valid_rows], sample_weight=valid_weight)
+            if len(y) < RETRAIN_MAX_ROWS and not early_stopping:
                 # The factor is fitted on rows the network did not see; the network
                 # used for prediction is then retrained, with the same seeds, on all.
-                net = self._train(X_tensor, y_tensor, n_outputs, train_seed, device)
+                net = self._train(
+                    X_tensor, y_tensor, n_outputs, train_seed, device, sample_weight=weight
+                )
         return self._finish_fit(net)
 
     def _calibrates(self, n_rows):
@@ -363,26 +645,62 @@ class BaseBayesianNetwork(BasePredictor):
             return math.ceil(n_rows * self.validation_fraction) >= AUTO_CALIBRATION_MIN_ROWS
         return bool(calibrate)
 
-    def _train(self, X, y, n_outputs, seed, device, valid_data=None):
-        """Train on tensors ``X``, ``y`` (validation tensors for early stopping, or
-        None); set ``batch_size_`` and ``max_epochs_``; return the fitted net."""
+    def _train(
+        self, X, y, n_outputs, seed, device, valid_data=None, sample_weight=None, epochs=None
+    ):
+        """Train on tensors ``X``, ``y`` (``valid_data``: ``(X, y)`` or ``(X, y,
+        sample_weight)`` for early stopping, or None) with row weights
+        ``sample_weight`` (an array, or None) for ``epochs`` (None: ``max_epochs``);
+        set ``batch_size_`` and ``max_epochs_``; return the fitted net."""
         self.batch_size_, self.max_epochs_ = resolve_training_budget(
-            self.batch_size, self.max_epochs, len(X)
+            self.batch_size, self.max_epochs if epochs is None else epochs, len(X)
         )
-        # Read by _make_net (also in a joblib task's copy of the estimator).
+        # Read by _make_net and _fit_net (also in a joblib task's copy of the estimator).
         self._valid_data = valid_data
-        fork_devices = [device] if device.type == "cuda" else []
+        self._sample_weight = sample_weight
         try:
             with (
-                torch.random.fork_rng(devices=fork_devices),
+                self._training_randomness(device, seed=seed),
                 _torch_threads(self._training_threads(device)),
             ):
-                torch.manual_seed(seed)
                 net = self._train_network(X, y, n_outputs, seed, device)
         finally:
-            del self._valid_data
+            del self._valid_data, self._sample_weight
         net.module_.eval()
         return net
+
+    @contextlib.contextmanager
+    def _training_randomness(self, device, seed=None, state=None):
+        """The random streams of a training run, seeded by ``seed`` or continuing
+        ``state`` (an earlier run's ``_training_rng_state``: ``warm_start``,
+        ``partial_fit``); the final streams are kept in ``_training_rng_state``.
+
+        skbdl's own networks (``module=None``) draw from generators held for this
+        thread (:mod:`skbdl.nn._random`): torch's global generator is neither seeded
+        nor consumed, so no other thread's or the caller's stream changes.  A user's
+        module may draw from torch's global generator in ways skbdl cannot redirect
+        (``nn.Dropout``, ``torch.randn`` in ``forward``, its initialisation), so it
+        trains under that generator, seeded, restored afterwards, and under a lock
+        that keeps concurrent fits from interleaving their draws; a thread drawing
+        from torch's global generator meanwhile sees the seeded stream.
+        """
+        kind = "generators" if self.module is None else "global"
+        if state is not None and state[0] != kind:
+            state, seed = None, 0  # the network kind changed: a fresh stream
+        if kind == "generators":
+            states = None if state is None else state[1]
+            with training_generators(0 if seed is None else seed, device, states):
+                yield
+                self._training_rng_state = (kind, generator_states())
+            return
+        fork_devices = [device] if device.type == "cuda" else []
+        with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=fork_devices):
+            if state is None:
+                torch.manual_seed(seed)
+            else:
+                _set_rng_state(state[1], device)
+            yield
+            self._training_rng_state = (kind, _rng_state(device))
 
     def _training_threads(self, device):
         """torch's intra-op thread count while training (None: leave it): one thread on
@@ -424,7 +742,7 @@ class BaseBayesianNetwork(BasePredictor):
             optimizer_kwargs["fused"] = True
         train_split = None
         if getattr(self, "_valid_data", None) is not None:
-            train_split = predefined_split(Dataset(*self._valid_data))
+            train_split = predefined_split(RowData(*self._valid_data))
         return net_class(
             module,
             criterion=self._criterion(),
@@ -440,13 +758,15 @@ class BaseBayesianNetwork(BasePredictor):
             **kwargs,
         )
 
-    @staticmethod
-    def _fit_net(net, X, y):
+    def _fit_net(self, net, X, y):
+        """Fit ``net`` on the rows ``X``, ``y`` and this fit's sample weights."""
+        data = RowData(X, y, getattr(self, "_sample_weight", None))
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*initialized.*", module="skorch")
-            return net.fit(X, y)
+            return net.fit(data, None)
 
     def _check_output_shape(self, body, X_probe, width):
+        X_probe = as_dense(X_probe)
         body.eval()
         with torch.no_grad():
             out = body(X_probe)

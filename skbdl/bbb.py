@@ -20,6 +20,7 @@ from ._base import (
     regression_option_constraints,
 )
 from ._net import SkbdlNet as _SkbdlNet
+from ._training import CLASS_WEIGHT_DOC, WARM_START_DOC
 from .nn import BayesianMLP, GaussianPrior, Prior, ScaleMixturePrior
 from .nn._bayesian import bayesian_layers, kl_divergence, sampled_network
 from .nn._fast_bayesian import make_fast_elbo_step
@@ -31,7 +32,10 @@ class _ELBONet(_SkbdlNet):
     ``loss = mean NLL over the batch (and its ``n_train_samples`` local
     reparameterisation draws) + kl_weight * annealing * KL / (n_train * targets_per_row)``,
     where ``n_train`` is the number of rows of the training split (without the
-    validation rows of early stopping).  Summed over the ``n_train`` rows, the batch
+    validation rows of early stopping), or with sample weights their sum over those
+    rows (the NLL being then the batch's mean of ``w_i * nll_i`` over the mean
+    weight): with integer weights, exactly the loss of the data with every row
+    repeated its weight's number of times.  Summed over the ``n_train`` rows, the batch
     means estimate the data term of the ELBO, so the loss is an unbiased estimate of
     the negative ELBO divided by the number of likelihood terms.
     """
@@ -58,14 +62,16 @@ class _ELBONet(_SkbdlNet):
 
     def get_iterator(self, dataset, training=False):
         if training:
-            self.n_train_ = len(dataset)
+            # With sample weights (counts), the number of rows they stand for: the
+            # ELBO of the data with every row repeated its weight's number of times.
+            self.n_train_ = getattr(dataset, "n_effective", None) or len(dataset)
         return super().get_iterator(dataset, training=training)
 
     def _kl_scale(self):
         return self.kl_weight * self.kl_annealing_ / (self.n_train_ * self.targets_per_row)
 
-    def get_loss(self, y_pred, y_true, X=None, training=False):
-        loss = super().get_loss(y_pred, y_true, X=X, training=training)
+    def get_loss(self, y_pred, y_true, X=None, training=False, sample_weight=None):
+        loss = super().get_loss(y_pred, y_true, X=X, training=training, sample_weight=sample_weight)
         scale = self._kl_scale()
         return loss + scale * kl_divergence(self.module_) if scale else loss
 
@@ -90,8 +96,18 @@ class _KLAnnealing(Callback):
 
 
 class _BaseBayesByBackprop(BaseBayesianNetwork):
+    _incremental = True
+
     #: The loss per likelihood term: negative log-likelihood plus the scaled KL term.
     _loss_name = "neg_elbo"
+
+    _default_network_params = (
+        "hidden_layer_sizes",
+        "activation",
+        "prior",
+        "prior_scale",
+        "posterior_scale_init",
+    )
 
     _parameter_constraints = {
         **BaseBayesianNetwork._parameter_constraints,
@@ -230,6 +246,7 @@ _COMMON_DOC = (
         longer than 5 seconds (estimated as it runs), else silent; 0: silent; 1: a
         progress bar; 2: skorch's table per epoch.
 """
+    + WARM_START_DOC
 )
 
 _ATTRIBUTES_DOC = """
@@ -293,6 +310,7 @@ class BayesianMLPClassifier(BayesianClassifierMixin, _BaseBayesByBackprop):
     networks drawn from the posterior.
 """
         + _COMMON_DOC
+        + CLASS_WEIGHT_DOC
         + """
     Attributes
     ----------
@@ -354,6 +372,8 @@ class BayesianMLPClassifier(BayesianClassifierMixin, _BaseBayesByBackprop):
         predict_batch_size=None,
         device="cpu",
         random_state=None,
+        class_weight=None,
+        warm_start=False,
         verbose="auto",
         **kwargs,
     ):
@@ -380,6 +400,8 @@ class BayesianMLPClassifier(BayesianClassifierMixin, _BaseBayesByBackprop):
         self.predict_batch_size = predict_batch_size
         self.device = device
         self.random_state = random_state
+        self.class_weight = class_weight
+        self.warm_start = warm_start
         self.verbose = verbose
         self._store_routed(kwargs)
 
@@ -479,6 +501,7 @@ class BayesianMLPRegressor(BayesianRegressorMixin, _BaseBayesByBackprop):
         predict_batch_size=None,
         device="cpu",
         random_state=None,
+        warm_start=False,
         verbose="auto",
         **kwargs,
     ):
@@ -508,5 +531,6 @@ class BayesianMLPRegressor(BayesianRegressorMixin, _BaseBayesByBackprop):
         self.predict_batch_size = predict_batch_size
         self.device = device
         self.random_state = random_state
+        self.warm_start = warm_start
         self.verbose = verbose
         self._store_routed(kwargs)

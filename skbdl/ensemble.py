@@ -11,7 +11,6 @@ import asyncio
 import copy
 import math
 import numbers
-import threading
 import time
 import warnings
 
@@ -40,6 +39,7 @@ from ._base import (
     _torch_threads,
     regression_option_constraints,
 )
+from ._training import CLASS_WEIGHT_DOC, WARM_START_DOC
 from .nn import (
     MLP,
     EnsembleCrossEntropyLoss,
@@ -51,14 +51,12 @@ from .nn import (
 )
 from .nn._fast_ensemble import make_stacked_fast_step
 from .nn._mlp import _AutogradGaussianNLLLoss
+from .nn._random import GLOBAL_RNG_LOCK, training_generators
 from .nn._views import module_view
 
 #: Floats gathered at once when building an epoch's per-member batches.
 _GATHER_BUDGET = 2**22
 
-#: Serialises "seed torch's global generator, then build a member" when members are
-#: built by joblib tasks in threads of one process.
-_BUILD_LOCK = threading.Lock()
 
 _CONTAINERS = {"stacked": StackedMLP, "vmap": VmapEnsemble, "loop": LoopEnsemble}
 
@@ -215,10 +213,13 @@ class _MemberBatches:
 
     Each member shuffles its rows (or its bootstrap sample, drawn once) every epoch
     with its own generator, so its data order does not depend on the other members.
+    ``X`` may be :class:`~skbdl._net.SparseRows` (densified a block of batches at a
+    time); with ``weight`` (normalised sample weights) batches are ``(X, y,
+    weight)``, the weights of shape ``(n_members, batch)``.
     """
 
-    def __init__(self, X, y, batch_size, data_seeds, bootstrap):
-        self.X, self.y, self.batch_size = X, y, batch_size
+    def __init__(self, X, y, batch_size, data_seeds, bootstrap, weight=None):
+        self.X, self.y, self.batch_size, self.weight = X, y, batch_size, weight
         self.generators = [torch.Generator().manual_seed(int(s)) for s in data_seeds]
         n = len(X)
         self.rows = None
@@ -233,14 +234,18 @@ class _MemberBatches:
     def __iter__(self):
         n, batch = len(self.X), self.batch_size
         order = torch.stack([torch.randperm(n, generator=g) for g in self.generators])
-        order = order.to(self.X.device)
+        order = order.to(self.y.device)
         if self.rows is not None:
             order = self.rows.gather(1, order)
-        row_floats = len(self.generators) * max(1, self.X[0].numel() + self.y[0].numel())
+        row_width = math.prod(self.X.shape[1:]) + self.y[0].numel()
+        row_floats = len(self.generators) * max(1, row_width)
         block = max(1, _GATHER_BUDGET // (row_floats * batch)) * batch
         for start in range(0, n, block):
             rows = order[:, start : start + block]
-            yield from zip(self.X[rows].split(batch, dim=1), self.y[rows].split(batch, dim=1))
+            parts = (self.X[rows].split(batch, dim=1), self.y[rows].split(batch, dim=1))
+            if self.weight is not None:
+                parts += (self.weight[rows].split(batch, dim=1),)
+            yield from zip(*parts)
 
 
 class _EnsembleNet(_net.SkbdlNet):
@@ -266,8 +271,21 @@ class _EnsembleNet(_net.SkbdlNet):
         tensors = _net._as_tensors(dataset) if training else None
         if tensors is None:
             return super().get_iterator(dataset, training=training)
-        X, y = (t.to(self.device) for t in tensors)
-        return _MemberBatches(X, y, self.batch_size, self.data_seeds, self.bootstrap)
+        X, y, *weight = (t.to(self.device) for t in tensors)
+        weight = _net.normalised_weights(*weight) if weight else None
+        batches = _MemberBatches(X, y, self.batch_size, self.data_seeds, self.bootstrap, weight)
+        # Continued training (warm_start, partial_fit) continues each member's order.
+        for generator, state in zip(batches.generators, getattr(self, "_data_states", ())):
+            generator.set_state(state)
+        self._member_batches = batches
+        return batches
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        super().on_train_end(net, X=X, y=y, **kwargs)
+        batches = getattr(self, "_member_batches", None)
+        if batches is not None:
+            self._data_states = [g.get_state() for g in batches.generators]
+            self._member_batches = None
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         # skorch's loop, recording the number of rows (not of members) per batch.
@@ -275,11 +293,12 @@ class _EnsembleNet(_net.SkbdlNet):
             return
         self._set_training(training)
         batch_count = 0
+        row_ndim = getattr(getattr(self.module_, "body", self.module_), "row_ndim", 1)
         for batch in iterator:
             self.notify("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
             self.history.record_batch(prefix + "_loss", step["loss"].item())
-            self.history.record_batch(prefix + "_batch_size", batch[0].shape[-2])
+            self.history.record_batch(prefix + "_batch_size", batch[0].shape[-1 - row_ndim])
             self.notify("on_batch_end", batch=batch, training=training, **step)
             batch_count += 1
         self.history.record(prefix + "_batch_count", batch_count)
@@ -290,15 +309,18 @@ class _EnsembleNet(_net.SkbdlNet):
         # Fast gradient sign method: loss(x) + loss(x + eps * sign(grad_x loss(x))).
         # The loss sums the members' losses and member m only sees X[m], so the input
         # gradient of X[m] is member m's own.
-        Xi, yi = batch
+        Xi, yi, *weight = batch
+        weight = weight[0] if weight else None
         epsilon = torch.as_tensor(self.adversarial_epsilon, dtype=Xi.dtype, device=Xi.device)
         self.optimizer_.zero_grad(set_to_none=True)
         Xi = Xi.detach().requires_grad_(True)
         y_pred = self.module_(Xi)
-        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True, sample_weight=weight)
         (grad,) = torch.autograd.grad(loss, Xi, retain_graph=True)
         X_adversarial = (Xi + epsilon * grad.sign()).detach()
-        loss = loss + self.get_loss(self.module_(X_adversarial), yi, X=X_adversarial, training=True)
+        loss = loss + self.get_loss(
+            self.module_(X_adversarial), yi, X=X_adversarial, training=True, sample_weight=weight
+        )
         loss.backward()
         if self._grad_hook:
             self.notify(
@@ -310,11 +332,23 @@ class _EnsembleNet(_net.SkbdlNet):
         return {"loss": loss.detach(), "y_pred": y_pred}
 
 
+def _feature_range(X):
+    """Each feature's range (max - min) over the rows of ``X`` (a tensor, or
+    :class:`~skbdl._net.SparseRows`, read a block of rows at a time)."""
+    low = high = None
+    for block in X.split(4096):
+        block_low, block_high = block.min(dim=0).values, block.max(dim=0).values
+        low = block_low if low is None else torch.minimum(low, block_low)
+        high = block_high if high is None else torch.maximum(high, block_high)
+    return high - low
+
+
 def _vmappable(bodies, X_probe):
     """Whether ``torch.func.vmap`` can train these members (forward and backward)."""
     try:
-        with torch.random.fork_rng(devices=[]):
+        with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):  # a user's module
             ensemble = VmapEnsemble(bodies).train()
+            ensemble.row_ndim = X_probe.ndim - 1
             out = ensemble(X_probe.expand(len(bodies), *X_probe.shape))
             out.float().sum().backward()
     except Exception:  # any failure under vmap means: train members one by one
@@ -341,9 +375,9 @@ def _combine_histories(histories):
 def _fit_member(estimator, X, y, width, kind, seed, member_seed, device, epsilon):
     """Train one member as a 1-member ensemble (a joblib task; module level to pickle)."""
     threads = 1 if device.type == "cpu" and estimator.batch_size_ <= 512 else None
-    with _torch_threads(threads):
-        with _BUILD_LOCK:  # never reseed while a thread of this process builds a member
-            torch.manual_seed(member_seed[1])  # random layers of a user module, if any
+    # The member's own random stream: generators for skbdl's networks, torch's global
+    # generator (seeded, restored, locked) for a user module (see _training_randomness).
+    with _torch_threads(threads), estimator._training_randomness(device, seed=member_seed[1]):
         module = estimator._build_ensemble([member_seed], X, width, kind)
         net = estimator._make_ensemble_net(module, [member_seed], seed, device, epsilon)
         net = estimator._fit_net(net, X, y)
@@ -351,6 +385,8 @@ def _fit_member(estimator, X, y, width, kind, seed, member_seed, device, epsilon
 
 
 class _BaseDeepEnsemble(BaseBayesianNetwork):
+    _incremental = True
+
     _parameter_constraints = {
         **{k: v for k, v in BaseBayesianNetwork._parameter_constraints.items() if k != "n_samples"},
         "n_estimators": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -373,7 +409,11 @@ class _BaseDeepEnsemble(BaseBayesianNetwork):
         """One freshly initialised body per member, seeded by the member's init seed."""
         bodies = []
         for init_seed, _ in seeds:
-            with _BUILD_LOCK, torch.random.fork_rng(devices=[]):
+            if self.module is None:  # skbdl's network: its own generator, nothing global
+                with training_generators(init_seed, "cpu"):
+                    bodies.append(self._build_body(X.shape[1], width))
+                continue
+            with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
                 torch.manual_seed(init_seed)
                 body = self._build_body(X.shape[1], width)
                 if isinstance(self.module, nn.Module):  # a copied instance: re-initialise
@@ -388,13 +428,14 @@ class _BaseDeepEnsemble(BaseBayesianNetwork):
         """The trainable module: the members in one container, wrapped for the task."""
         bodies = self._build_bodies(seeds, X, width)
         container = StackedMLP.from_mlps(bodies) if kind == "stacked" else _CONTAINERS[kind](bodies)
+        container.row_ndim = X.ndim - 1  # axes of one row: images pass to a user's module
         return self._wrap_module(container)
 
     def _container_kind(self, X, width):
         if self.module is None:
             return "stacked"
         bodies = self._build_bodies(_member_seeds(0, 2), X, width)
-        return "vmap" if _vmappable(bodies, X[:2]) else "loop"
+        return "vmap" if _vmappable(bodies, _net.as_dense(X[:2])) else "loop"
 
     def _strategy(self, kind):
         if self.strategy == "vectorized" and kind == "loop":
@@ -430,7 +471,7 @@ class _BaseDeepEnsemble(BaseBayesianNetwork):
         strategy = self._strategy(kind)
         epsilon = None
         if self.adversarial_epsilon is not None:
-            epsilon = self.adversarial_epsilon * (X.max(dim=0).values - X.min(dim=0).values)
+            epsilon = self.adversarial_epsilon * _feature_range(X)
         if strategy == "vectorized":
             module = self._build_ensemble(seeds, X, width, kind)
             net = self._make_ensemble_net(module, seeds, seed, device, epsilon)
@@ -448,6 +489,8 @@ class _BaseDeepEnsemble(BaseBayesianNetwork):
                 results = _fit_members_on_dask(client, calls, type(self).__name__)
             modules, histories = zip(*results)
             module = type(modules[0]).concatenate(list(modules))
+            container = getattr(module, "body", module)
+            container.row_ndim = getattr(getattr(modules[0], "body", modules[0]), "row_ndim", 1)
             net = self._make_ensemble_net(module, seeds, seed, device, epsilon)
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*initialized.*", module="skorch")
@@ -578,6 +621,7 @@ _COMMON_DOC = (
         longer than 5 seconds (estimated as it runs), else silent; 0: silent; 1: a
         progress bar; 2: skorch's table per epoch.
 """
+    + WARM_START_DOC
 )
 
 _ATTRIBUTES_DOC = """
@@ -625,6 +669,7 @@ class DeepEnsembleClassifier(BayesianClassifierMixin, _BaseDeepEnsemble):
     information) of :meth:`predict_uncertainty`.
 """
         + _COMMON_DOC
+        + CLASS_WEIGHT_DOC
         + """
     Attributes
     ----------
@@ -682,6 +727,8 @@ class DeepEnsembleClassifier(BayesianClassifierMixin, _BaseDeepEnsemble):
         predict_batch_size=None,
         device="cpu",
         random_state=None,
+        class_weight=None,
+        warm_start=False,
         verbose="auto",
         **kwargs,
     ):
@@ -706,6 +753,8 @@ class DeepEnsembleClassifier(BayesianClassifierMixin, _BaseDeepEnsemble):
         self.predict_batch_size = predict_batch_size
         self.device = device
         self.random_state = random_state
+        self.class_weight = class_weight
+        self.warm_start = warm_start
         self.verbose = verbose
         self._store_routed(kwargs)
 
@@ -812,6 +861,7 @@ class DeepEnsembleRegressor(BayesianRegressorMixin, _BaseDeepEnsemble):
         predict_batch_size=None,
         device="cpu",
         random_state=None,
+        warm_start=False,
         verbose="auto",
         **kwargs,
     ):
@@ -840,6 +890,7 @@ class DeepEnsembleRegressor(BayesianRegressorMixin, _BaseDeepEnsemble):
         self.predict_batch_size = predict_batch_size
         self.device = device
         self.random_state = random_state
+        self.warm_start = warm_start
         self.verbose = verbose
         self._store_routed(kwargs)
 

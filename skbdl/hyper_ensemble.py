@@ -23,6 +23,7 @@ from ._base import (
     BayesianRegressorMixin,
     regression_option_constraints,
 )
+from ._training import CLASS_WEIGHT_DOC
 from .ensemble import _AutogradEnsembleGaussianNLLLoss, _BaseDeepEnsemble, _member_seeds
 from .nn import EnsembleCrossEntropyLoss, EnsembleGaussianNLLLoss, StackedGaussianRegressionModule
 
@@ -61,7 +62,8 @@ class _MemberHyperparameters(Callback):
     def on_batch_begin(self, net, training=False, **kwargs):
         if training:
             with torch.no_grad():
-                torch._foreach_copy_(self.before_, self.params_)
+                for before, param in zip(self.before_, self.params_):
+                    before.copy_(param)
 
     def on_grad_computed(self, net, named_parameters, **kwargs):
         with torch.no_grad():
@@ -95,7 +97,7 @@ def _select_members(module, indices):
     return selected
 
 
-def greedy_ensemble_selection(member_log_likelihoods, n_select):
+def greedy_ensemble_selection(member_log_likelihoods, n_select, sample_weight=None):
     """Caruana-style forward selection of ensemble members by held-out likelihood.
 
     Parameters
@@ -105,6 +107,8 @@ def greedy_ensemble_selection(member_log_likelihoods, n_select):
         held-out target.
     n_select : int
         Number of members to choose (without replacement).
+    sample_weight : ndarray of shape (n_rows,), default=None
+        Weights of the held-out rows in the mean log-likelihood.
 
     Returns
     -------
@@ -133,7 +137,7 @@ def greedy_ensemble_selection(member_log_likelihoods, n_select):
             candidate = member_log_likelihoods[m]
             if pooled is not None:
                 candidate = np.logaddexp(pooled, candidate)
-            score = float(np.mean(candidate - np.log(size)))
+            score = float(np.average(candidate - np.log(size), weights=sample_weight))
             if score > best_score:
                 best, best_score = m, score
         selected.append(best)
@@ -155,7 +159,11 @@ class _BaseHyperDeepEnsemble(_BaseDeepEnsemble):
         "refit": ["boolean"],
     }
 
-    # Fixed for the parent's code paths: members are always trained stacked.
+    # Fixed for the parent's code paths: members are always trained stacked.  No
+    # continued training: the fit is a selection from a population that it does not
+    # keep (and the selected members' optimizer state is the population's).
+    _incremental = False
+    warm_start = False
     bootstrap = False
     adversarial_epsilon = None
     strategy = "vectorized"
@@ -202,32 +210,45 @@ class _BaseHyperDeepEnsemble(_BaseDeepEnsemble):
         ]
         return self._fit_net(net, X, y)
 
-    def _fit(self, X, y):
-        X, y, X_tensor, y_tensor, n_outputs, seed, device = self._start_fit(X, y)
+    def _fit(self, X, y, sample_weight=None):
+        data = self._start_fit(X, y, sample_weight)
+        X, y, X_tensor, y_tensor, n_outputs, seed, device, weight = data
         fit_rows, valid_rows = self._holdout_rows(y, seed)
+        valid_weight = None if weight is None else weight[valid_rows]
+        if valid_weight is not None and not valid_weight.sum() > 0:
+            raise ValueError(
+                "Every held-out row has zero sample weight, so the members cannot be "
+                "selected by held-out likelihood. Change random_state or "
+                "validation_fraction."
+            )
         seeds, l2, lr_factor = self._population(seed)
         self._members = (seeds, l2, lr_factor)
         try:
             population = self._train(
-                X_tensor[fit_rows], y_tensor[fit_rows], n_outputs, seed, device
+                X_tensor[fit_rows],
+                y_tensor[fit_rows],
+                n_outputs,
+                seed,
+                device,
+                sample_weight=None if weight is None else weight[fit_rows],
             )
             self.net_ = population
             log_lik = self._member_log_likelihoods(X[valid_rows], y[valid_rows])
-            selected = greedy_ensemble_selection(log_lik, self.n_estimators)
+            selected = greedy_ensemble_selection(log_lik, self.n_estimators, valid_weight)
             population.module_ = _select_members(population.module_, selected)
             self._reset_calibration()
-            if self._calibrates(len(X)):
-                self._fit_calibration(X[valid_rows], y[valid_rows])
+            if self._calibrates(len(y)):
+                self._fit_calibration(X[valid_rows], y[valid_rows], sample_weight=valid_weight)
             net = population
             if self.refit:
                 self._members = ([seeds[m] for m in selected], l2[selected], lr_factor[selected])
-                net = self._train(X_tensor, y_tensor, n_outputs, seed, device)
+                net = self._train(X_tensor, y_tensor, n_outputs, seed, device, sample_weight=weight)
         finally:
             del self._members
         self.population_weight_decay_ = l2
         self.population_lr_factor_ = lr_factor
         self.selected_members_ = np.asarray(selected)
-        self.population_log_likelihood_ = log_lik.mean(axis=1)
+        self.population_log_likelihood_ = np.average(log_lik, axis=1, weights=valid_weight)
         self.strategy_ = "vectorized"
         return self._finish_fit(net)
 
@@ -368,6 +389,7 @@ def _init(
     random_state,
     verbose,
     kwargs,
+    **classifier_params,
 ):
     self.module = module
     self.hidden_layer_sizes = hidden_layer_sizes
@@ -390,6 +412,8 @@ def _init(
     self.device = device
     self.random_state = random_state
     self.verbose = verbose
+    for name, value in classifier_params.items():  # class_weight
+        setattr(self, name, value)
     self._store_routed(kwargs)
 
 
@@ -405,6 +429,7 @@ class HyperDeepEnsembleClassifier(BayesianClassifierMixin, _BaseHyperDeepEnsembl
     every row.  Predicts like :class:`DeepEnsembleClassifier`.
 """
         + _COMMON_DOC
+        + CLASS_WEIGHT_DOC
         + """
     Attributes
     ----------
@@ -459,6 +484,7 @@ class HyperDeepEnsembleClassifier(BayesianClassifierMixin, _BaseHyperDeepEnsembl
         predict_batch_size=None,
         device="cpu",
         random_state=None,
+        class_weight=None,
         verbose="auto",
         **kwargs,
     ):

@@ -50,7 +50,14 @@ _PRIOR_PRECISION_GRID = np.logspace(-4.0, 4.0, 81)
 def _last_linear(module, name):
     """The ``nn.Linear`` whose input is the penultimate representation."""
     if name is not None:
-        layer = module.get_submodule(name)
+        try:
+            layer = module.get_submodule(name)
+        except AttributeError:
+            linear_names = [n for n, m in module.named_modules() if isinstance(m, nn.Linear)]
+            raise ValueError(
+                f"last_layer={name!r} names no layer of the network "
+                f"{type(module).__name__}; its torch.nn.Linear layers are {linear_names}."
+            ) from None
     else:
         linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
         if not linears:

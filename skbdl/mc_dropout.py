@@ -5,7 +5,6 @@ import copy
 import functools
 import math
 import numbers
-import threading
 
 import torch
 from sklearn.utils._param_validation import Interval
@@ -25,7 +24,12 @@ from ._base import (
     BayesianRegressorMixin,
     regression_option_constraints,
 )
+from ._training import CLASS_WEIGHT_DOC, WARM_START_DOC
 from .nn import MLP
+
+# Held while a view whose dropout layers skbdl cannot draw for (other subclasses of
+# torch's dropout base) runs in train mode on torch's seeded global generator.
+from .nn._random import GLOBAL_RNG_LOCK as _GLOBAL_RNG_LOCK
 from .nn._views import DrawnNetwork, Draws, in_place_layers, module_view
 
 #: Dropout layers whose masks skbdl draws itself at prediction time: one mask per
@@ -39,10 +43,6 @@ _SHARED_MASK_LAYERS = (
     nn.AlphaDropout,
     nn.FeatureAlphaDropout,
 )
-
-#: Held while a view whose dropout layers skbdl cannot draw for (other subclasses of
-#: torch's dropout base) runs in train mode on torch's seeded global generator.
-_GLOBAL_RNG_LOCK = threading.Lock()
 
 #: The negative saturation of SELU, as torch's alpha dropout uses it.
 _SELU_ALPHA = 1.7580993408473766
@@ -155,6 +155,10 @@ def mc_dropout_view(module, n_samples, seed, device):
 
 
 class _BaseMCDropout(BaseBayesianNetwork):
+    _incremental = True
+
+    _default_network_params = ("hidden_layer_sizes", "activation", "dropout")
+
     _parameter_constraints = {
         **BaseBayesianNetwork._parameter_constraints,
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
@@ -246,6 +250,7 @@ _COMMON_DOC = (
         longer than 5 seconds (estimated as it runs), else silent; 0: silent; 1: a
         progress bar; 2: skorch's table per epoch.
 """
+    + WARM_START_DOC
 )
 
 _ATTRIBUTES_DOC = """
@@ -276,6 +281,7 @@ class MCDropoutClassifier(BayesianClassifierMixin, _BaseMCDropout):
     stay in eval mode.
 """
         + _COMMON_DOC
+        + CLASS_WEIGHT_DOC
         + """
     Attributes
     ----------
@@ -330,6 +336,8 @@ class MCDropoutClassifier(BayesianClassifierMixin, _BaseMCDropout):
         predict_batch_size=None,
         device="cpu",
         random_state=None,
+        class_weight=None,
+        warm_start=False,
         verbose="auto",
         **kwargs,
     ):
@@ -351,6 +359,8 @@ class MCDropoutClassifier(BayesianClassifierMixin, _BaseMCDropout):
         self.predict_batch_size = predict_batch_size
         self.device = device
         self.random_state = random_state
+        self.class_weight = class_weight
+        self.warm_start = warm_start
         self.verbose = verbose
         self._store_routed(kwargs)
 
@@ -446,6 +456,7 @@ class MCDropoutRegressor(BayesianRegressorMixin, _BaseMCDropout):
         predict_batch_size=None,
         device="cpu",
         random_state=None,
+        warm_start=False,
         verbose="auto",
         **kwargs,
     ):
@@ -471,5 +482,6 @@ class MCDropoutRegressor(BayesianRegressorMixin, _BaseMCDropout):
         self.predict_batch_size = predict_batch_size
         self.device = device
         self.random_state = random_state
+        self.warm_start = warm_start
         self.verbose = verbose
         self._store_routed(kwargs)

@@ -5,7 +5,9 @@ import numbers
 import time
 
 import numpy as np
+import scipy.sparse as sp
 import torch
+from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
@@ -45,6 +47,31 @@ def _gamma_prior(value):
     return shape > 1.0 and rate > 0.0
 
 
+class _Rows:
+    """The rows an ADF pass visits, one at a time: ``rows[i]`` is row ``index[i]`` of
+    ``X`` (all rows in order when ``index`` is None) as a dense float64 vector.
+
+    ``X`` is a dense array or a scipy CSR matrix, whose rows are densified one at a
+    time; ``index`` repeats a row ``w`` times for an integer sample weight ``w``
+    (and leaves out rows of weight 0)."""
+
+    def __init__(self, X, index=None):
+        self.X, self.index = X, index
+        self.sparse = sp.issparse(X)
+
+    def __len__(self):
+        return self.X.shape[0] if self.index is None else len(self.index)
+
+    def __getitem__(self, i):
+        row = i if self.index is None else self.index[i]
+        if not self.sparse:
+            return self.X[row]
+        start, stop = self.X.indptr[row], self.X.indptr[row + 1]
+        dense = np.zeros(self.X.shape[1])
+        dense[self.X.indices[start:stop]] = self.X.data[start:stop]
+        return dense
+
+
 class _PBPNet(NeuralNet):
     """A skorch net whose training loop is PBP's, not gradient descent.
 
@@ -67,7 +94,8 @@ class _PBPNet(NeuralNet):
         return self  # no gradient descent
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
-        X = torch.as_tensor(X).to("cpu", torch.float64).numpy()
+        if not isinstance(X, _Rows):
+            X = torch.as_tensor(X).to("cpu", torch.float64).numpy()
         y = torch.as_tensor(y).to("cpu", torch.float64).numpy().reshape(len(X), -1)
         module = self.module_.to("cpu")
         trainer = ADFTrainer(module)
@@ -227,6 +255,9 @@ class PBPRegressor(BayesianRegressorMixin, BasePredictor):
 
     _closed_form_moments = True
 
+    #: ADF reads one row at a time: a sparse matrix is densified row by row.
+    _accepts_sparse = True
+
     def __init__(
         self,
         *,
@@ -261,10 +292,55 @@ class PBPRegressor(BayesianRegressorMixin, BasePredictor):
                     f"got {getattr(self, name)!r}."
                 )
 
-    def _fit(self, X, y):
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the posterior by assumed density filtering.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_rows, n_features)
+            Training inputs (numpy, pandas, lists, scipy sparse).  A sparse matrix
+            stays sparse: each update densifies its one row.
+        y : array-like of shape (n_rows,) or (n_rows, n_outputs)
+            Real-valued targets.
+        sample_weight : array-like of shape (n_rows,), default=None
+            Non-negative integer weights (counts), not all zero: every pass
+            updates the posterior ``w_i`` times with row ``i`` (0: never), exactly
+            as ``w_i`` copies of the row would, and the target standardisation uses
+            the weighted moments.  Assumed density filtering updates the posterior
+            once per row, so a fractional weight has no such update and raises
+            ``NotImplementedError``.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.  If fitting fails the exception propagates and
+            the estimator is left exactly as it was.
+        """
+        return self._fit_restoring_state(X, y, sample_weight=sample_weight)
+
+    def _fit(self, X, y, sample_weight=None):
         self._check_priors()
         hidden_layer_sizes = validate_hidden_layer_sizes(self.hidden_layer_sizes)
-        X, _, X_tensor, y_tensor, n_outputs, seed, device = self._validate_training_data(X, y)
+        data = self._validate_training_data(X, y, sample_weight)
+        X, _, X_tensor, y_tensor, n_outputs, seed, device, weight = data
+        X_rows = X_tensor
+        if weight is not None or sp.issparse(X):
+            index = None
+            if weight is not None:
+                if not np.array_equal(weight, np.round(weight)):
+                    raise NotImplementedError(
+                        "PBPRegressor supports integer sample weights (counts) only: "
+                        "assumed density filtering updates the posterior once per row, "
+                        "so a weight of k is k updates with that row, but a fractional "
+                        "weight has no such update (it would need a tempered "
+                        "likelihood, which moment matching through the network does "
+                        "not cover). Round the weights, or repeat rows instead."
+                    )
+                index = np.repeat(np.arange(len(weight)), weight.astype(np.int64))
+                y_tensor = y_tensor[index]
+            # Rounded to float32 as the tensor the unweighted dense path reads.
+            X_rows = _Rows(X.astype(np.float32).astype(np.float64), index)
         module = PBPNetwork(
             X.shape[1],
             n_outputs,
@@ -288,7 +364,7 @@ class PBPRegressor(BayesianRegressorMixin, BasePredictor):
             seed=seed,
             **table_options(self.verbose),
         )
-        net.fit(X_tensor, y_tensor)
+        net.fit(X_rows, y_tensor)
         self.net_ = net
         self.history_ = net.history
         self.n_iter_ = len(net.history)

@@ -101,10 +101,10 @@ class _BaseSWAG(BaseBayesianNetwork):
         rng, moments = np.random.RandomState(seed), []
         for m in range(self.n_models):
             model_seed = seed if m == 0 else _seed_from(rng)
-            torch.manual_seed(model_seed)
             self._collector = _SWAGCollector(start, self.max_rank)
-            try:
-                net = super()._train_network(X, y, n_outputs, model_seed, device)
+            try:  # each model's own random stream (as a fit from model_seed would draw)
+                with self._training_randomness(device, seed=model_seed):
+                    net = super()._train_network(X, y, n_outputs, model_seed, device)
             finally:
                 del self._collector
             moments.append(net.callbacks_[[n for n, _ in net.callbacks_].index("swag")][1].moments_)

@@ -31,6 +31,8 @@ from skbdl.nn import (
 from skbdl.nn._fast_ensemble import make_stacked_fast_step
 
 FAST = dict(hidden_layer_sizes=(8,), max_epochs=6, lr=0.01, batch_size=16)
+#: FAST for a user module (the default network's width does not apply to it).
+MODULE_FAST = {k: v for k, v in FAST.items() if k != "hidden_layer_sizes"}
 
 
 def regression_data(n=60, seed=0):
@@ -163,7 +165,8 @@ STRATEGY_CASES = {
 def test_vectorized_and_joblib_strategies_agree(case):
     cls, params = STRATEGY_CASES[case]
     X, y = classification_data() if cls is DeepEnsembleClassifier else regression_data()
-    common = dict(FAST, n_estimators=3, random_state=0, **params)
+    base = MODULE_FAST if "module" in params else FAST
+    common = dict(base, n_estimators=3, random_state=0, **params)
     vectorized = cls(strategy="vectorized", **common).fit(X, y)
     joblib_fit = cls(strategy="joblib", **common).fit(X, y)
     assert (vectorized.strategy_, joblib_fit.strategy_) == ("vectorized", "joblib")
@@ -184,7 +187,7 @@ def test_joblib_threads_give_the_sequential_result():
 
 def test_auto_strategy_rule():
     X, y = regression_data(n=20)
-    fit = dict(FAST, n_estimators=2, max_epochs=1, random_state=0)
+    fit = dict(MODULE_FAST, n_estimators=2, max_epochs=1, random_state=0)
     assert DeepEnsembleRegressor(**fit).fit(X, y).strategy_ == "vectorized"
     assert DeepEnsembleRegressor(module=SmallNet, **fit).fit(X, y).strategy_ == "vectorized"
     assert DeepEnsembleRegressor(module=BatchNormNet, **fit).fit(X, y).strategy_ == "vectorized"
@@ -232,7 +235,8 @@ def test_cluster_backend_or_explicit_strategy_selects_joblib():
 @pytest.mark.parametrize("module", [None, SmallNet, SmallNet(3, 2)])
 def test_members_differ(module):
     X, y = regression_data()
-    est = DeepEnsembleRegressor(module=module, n_estimators=3, random_state=0, **FAST).fit(X, y)
+    est = DeepEnsembleRegressor(module=module, n_estimators=3, random_state=0, **MODULE_FAST)
+    est.fit(X, y)
     members = est.members_
     assert len(members) == est.n_estimators_ == 3
     first = [torch.cat([p.flatten() for p in m.parameters()]) for m in members]
@@ -342,7 +346,7 @@ def test_early_stopping(strategy):
 @pytest.mark.parametrize("module", [SmallNet, ControlFlowNet])
 def test_user_modules_pickle_and_tune(module):
     X, y = regression_data()
-    est = DeepEnsembleRegressor(module=module, n_estimators=2, random_state=0, **FAST)
+    est = DeepEnsembleRegressor(module=module, n_estimators=2, random_state=0, **MODULE_FAST)
     search = GridSearchCV(est, {"module__hidden": [4, 6]}, cv=2).fit(X, y)
     assert search.best_params_["module__hidden"] in (4, 6)
     fitted = search.best_estimator_

@@ -84,8 +84,12 @@ def test_direct_fused_adam_equals_the_optimizer_step(monkeypatch, optimizer):
     X = rng.randn(64, 3)
     y = X @ rng.randn(3)
     params = dict(
-        hidden_layer_sizes=(8,), max_epochs=4, batch_size=16, optimizer=optimizer,
-        weight_decay=0.01, random_state=0,
+        hidden_layer_sizes=(8,),
+        max_epochs=4,
+        batch_size=16,
+        optimizer=optimizer,
+        weight_decay=0.01,
+        random_state=0,
     )
     fast = MCDropoutRegressor(**params).fit(X, y)
     monkeypatch.setattr(_FusedAdamStep, "supports", staticmethod(lambda optimizer: False))
@@ -93,3 +97,137 @@ def test_direct_fused_adam_equals_the_optimizer_step(monkeypatch, optimizer):
     for a, b in zip(fast.module_.parameters(), reference.module_.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert fast.loss_curve_ == reference.loss_curve_
+
+
+# ----------------------------------------------- the direct fused-Adam optimiser step
+def _fitted_weights(monkeypatch, kernels_available):
+    import numpy as np
+
+    import skbdl._net
+    from skbdl import MCDropoutRegressor
+
+    if not kernels_available:  # as on a torch release without the private kernels
+        monkeypatch.setattr(skbdl._net, "_FUSED_KERNELS", dict.fromkeys(skbdl._net._FUSED_KERNELS))
+    X = np.random.RandomState(0).randn(200, 4)
+    reg = MCDropoutRegressor(max_epochs=5, calibrate=False, verbose=0, random_state=0)
+    reg.fit(X, X[:, 0] - X[:, 1])
+    return {k: v.clone() for k, v in reg.net_.module_.state_dict().items()}, reg
+
+
+def test_direct_fused_step_equals_the_public_optimizer_step(monkeypatch):
+    """The direct kernel call and the public ``Adam(fused=True).step()`` (used where a
+    torch release lacks the private kernels) give bit-identical training."""
+    direct, _ = _fitted_weights(monkeypatch, kernels_available=True)
+    public, _ = _fitted_weights(monkeypatch, kernels_available=False)
+    assert direct.keys() == public.keys()
+    for name in direct:
+        assert torch.equal(direct[name], public[name]), name
+
+
+def test_optimizer_state_stays_true_after_load_state_dict():
+    """The direct step updates the optimizer's own state, also after its state was
+    replaced by ``load_state_dict`` (the cached lists are gathered again)."""
+    from skbdl._net import _FusedAdamStep
+
+    torch.manual_seed(0)
+    module = nn.Linear(3, 1)
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-2, fused=True)
+    reference = torch.optim.Adam(nn.Linear(3, 1).parameters(), lr=1e-2, fused=True)
+    reference.load_state_dict(optimizer.state_dict())
+    step = _FusedAdamStep(optimizer)
+    X, y = torch.randn(16, 3), torch.randn(16, 1)
+
+    def train(n):
+        for _ in range(n):
+            module.zero_grad()
+            ((module(X) - y) ** 2).mean().backward()
+            step.step()
+
+    train(10)
+    optimizer.load_state_dict(optimizer.state_dict())  # new state tensors
+    train(20)
+    steps = [float(s["step"]) for s in optimizer.state_dict()["state"].values()]
+    assert steps == [30.0, 30.0]
+    saved = optimizer.state_dict()["state"][0]["exp_avg"]
+    assert torch.equal(saved, optimizer.state[module.weight]["exp_avg"])
+
+
+def test_bayes_by_backprop_fast_step_without_private_softplus(monkeypatch):
+    """The Bayes by Backprop fast step's private ``softplus(out=...)`` and its public
+    fallback train bit-identically."""
+    import numpy as np
+
+    import skbdl.nn._fast_bayesian
+    from skbdl import BayesianMLPRegressor
+
+    X = np.random.RandomState(0).randn(150, 3)
+    y = X[:, 0] * X[:, 1]
+
+    def weights():
+        reg = BayesianMLPRegressor(max_epochs=4, calibrate=False, verbose=0, random_state=0)
+        return reg.fit(X, y).net_.module_.state_dict()
+
+    private = weights()
+    monkeypatch.setattr(skbdl.nn._fast_bayesian, "_SOFTPLUS_OUT", None)
+    public = weights()
+    for name in private:
+        assert torch.equal(private[name], public[name]), name
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(likelihood="fixed", noise_variance=0.5), dict(output_activation="softplus")],
+    ids=["fixed-noise", "output-activation"],
+)
+def test_heads_outside_the_declared_scope_train_through_autograd(kwargs):
+    """The hand-written steps differentiate learned or predicted variances without an
+    output activation; any other Gaussian head gets no fast step (autograd)."""
+    from skbdl.nn import StackedGaussianRegressionModule, StackedMLP
+    from skbdl.nn._fast_ensemble import make_stacked_fast_step
+
+    width = 2 if kwargs.get("likelihood") != "fixed" else 1
+    likelihood = kwargs.pop("likelihood", "heteroscedastic")
+    head = GaussianRegressionModule(MLP(3, width, (8,)), 1, likelihood, **kwargs)
+    assert make_fast_step(head, GaussianNLLLoss()) is None
+    stacked = StackedGaussianRegressionModule(
+        StackedMLP(2, 3, width, (8,)), 1, likelihood, **kwargs
+    )
+    from skbdl.nn import EnsembleGaussianNLLLoss
+
+    assert make_stacked_fast_step(stacked, EnsembleGaussianNLLLoss()) is None
+    plain = GaussianRegressionModule(MLP(3, 2, (8,)), 1, "heteroscedastic")
+    assert make_fast_step(plain, GaussianNLLLoss()) is not None
+
+
+def test_callbacks_see_the_same_y_pred_on_both_paths():
+    """A callback's ``y_pred`` is the module's output format whether the batch ran
+    through the hand-written step (relu) or autograd (gelu): ``(mean, var)``."""
+    import numpy as np
+    from skorch.callbacks import Callback
+
+    from skbdl import DeepEnsembleRegressor, MCDropoutRegressor
+
+    class Record(Callback):
+        def on_batch_end(self, net, batch=None, training=None, y_pred=None, **kwargs):
+            if training:
+                self.seen_ = getattr(self, "seen_", []) + [y_pred]
+
+    X = np.random.RandomState(0).randn(64, 3)
+    y = X[:, 0]
+    for cls in (MCDropoutRegressor, DeepEnsembleRegressor):
+        shapes = {}
+        for activation in ("relu", "gelu"):
+            est = cls(
+                activation=activation,
+                max_epochs=1,
+                batch_size=32,
+                calibrate=False,
+                callbacks=[("record", Record())],
+                verbose=0,
+                random_state=0,
+            ).fit(X, y)
+            seen = dict(est.net_.callbacks_)["record"].seen_
+            assert all(isinstance(p, tuple) and len(p) == 2 for p in seen), (cls, activation)
+            shapes[activation] = [tuple(t.shape) for t in seen[0]]
+            assert torch.all(seen[0][1] > 0)  # variances
+        assert shapes["relu"] == shapes["gelu"]

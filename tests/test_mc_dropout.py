@@ -18,6 +18,8 @@ from skbdl import DivergenceError, MCDropoutClassifier, MCDropoutRegressor
 from skbdl.uncertainty import decompose_classification, decompose_regression
 
 FAST = dict(hidden_layer_sizes=(16,), max_epochs=20, lr=0.01, n_samples=20)
+#: FAST for a user module (the default network's width does not apply to it).
+MODULE_FAST = {k: v for k, v in FAST.items() if k != "hidden_layer_sizes"}
 
 
 # ------------------------------------------------------------------------ data
@@ -753,7 +755,7 @@ class SeluNet(nn.Module):
 
 def test_alpha_dropout_network_predictions_do_not_depend_on_the_batch(clf_data):
     X, y = clf_data
-    clf = MCDropoutClassifier(module=SeluNet, **FAST, random_state=0).fit(X, y)
+    clf = MCDropoutClassifier(module=SeluNet, **MODULE_FAST, random_state=0).fit(X, y)
     full = clf.predict_uncertainty(X)
     assert full.epistemic.max() > 0
     assert_allclose(clf.predict_proba(X[5:9]), full.proba[5:9], rtol=1e-6, atol=1e-9)
@@ -776,7 +778,7 @@ def test_unknown_dropout_layers_run_on_the_seeded_global_generator(reg_data):
             return self.out(self.drop(torch.relu(self.hidden(x))))
 
     X, y = reg_data
-    reg = MCDropoutRegressor(module=Net, **FAST, random_state=0).fit(X, y)
+    reg = MCDropoutRegressor(module=Net, **MODULE_FAST, random_state=0).fit(X, y)
     torch_state = torch.get_rng_state()
     u = reg.predict_uncertainty(X)
     assert torch.equal(torch.get_rng_state(), torch_state)  # forked, then restored

@@ -96,3 +96,36 @@ def test_user_cnn_receives_images():
     # MC dropout draws different masks per draw: the conv net's dropout is sampled.
     assert np.any(u.epistemic > 0)
     assert torch.get_default_dtype() == torch.float32
+
+
+@pytest.mark.parametrize("strategy", ["vectorized", "joblib"])
+def test_deep_ensemble_of_cnns_receives_images(strategy):
+    from skbdl import DeepEnsembleClassifier
+
+    X, y = load_digits(return_X_y=True)
+    images = (X / 16.0).reshape(-1, 1, 8, 8)
+    if strategy == "joblib":  # (n, 8, 8) images: 3-D like a batch per member
+        images = images[:, 0]
+
+        class Squeezed(TinyCNN):
+            def forward(self, X):
+                return super().forward(X[:, None])
+
+        module = Squeezed
+    else:
+        module = TinyCNN
+    ens = DeepEnsembleClassifier(
+        module=module,
+        module__p=0.0,
+        n_estimators=3,
+        max_epochs=4,
+        lr=1e-2,
+        strategy=strategy,
+        verbose=0,
+        random_state=0,
+    ).fit(images[:1000], y[:1000])
+    assert ens.input_shape_ == images.shape[1:]
+    assert np.mean(ens.predict(images[1000:]) == y[1000:]) > 0.8
+    assert ens.sample_predictions(images[1000:1010]).shape == (3, 10, 10)
+    if strategy == "vectorized":  # rows per batch, not image height
+        assert set(ens.history_[-1, "batches", :, "train_batch_size"]) <= {32, 1000 % 32}

@@ -229,13 +229,9 @@ def test_the_docs_list_every_reviewed_third_party_type():
     assert not missing, f"docs/persistence.md does not list {sorted(missing)}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="skbdl/_training.py gives skorch's EarlyStopping sink=lambda *a: None, which "
-    "neither pickle nor skops can save; a module-level function would fix both",
-)
 @pytest.mark.parametrize("round_trip", [_skops_round_trip, _pickle_round_trip])
 def test_early_stopping_round_trip(round_trip):
+    """Early stopping's sink is a module-level function, so the net pickles."""
     rng = np.random.RandomState(0)
     X, y = rng.randn(40, 3), rng.randn(40)
     est = MCDropoutRegressor(early_stopping=True, max_epochs=3, verbose=0, random_state=0)

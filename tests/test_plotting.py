@@ -44,6 +44,18 @@ def _new_axes():
     return plt.subplots()[1]
 
 
+def _shift_report():
+    """A report shaped as skbdl.shift.dataset_shift_report returns it."""
+    import pandas as pd
+
+    rows = [("clean", 0, 0.9)] + [
+        (kind, severity, 0.9 - 0.1 * severity)
+        for kind in ("contrast", "rotate")
+        for severity in range(1, 6)
+    ]
+    return pd.DataFrame(rows, columns=["corruption", "severity", "accuracy"])
+
+
 def test_every_function_returns_axes_and_draws_on_the_given_one(classification, band):
     y, proba = classification
     x, u = band
@@ -54,6 +66,7 @@ def test_every_function_returns_axes_and_draws_on_the_given_one(classification, 
         lambda ax: plotting.plot_regression_calibration(rng.randn(100), np.zeros(100), 1.0, ax=ax),
         lambda ax: plotting.plot_accuracy_rejection(y, proba.argmax(1), proba.max(1), ax=ax),
         lambda ax: plotting.plot_uncertainty_histograms(rng.rand(50), rng.rand(30) + 0.5, ax=ax),
+        lambda ax: plotting.plot_dataset_shift(_shift_report(), "accuracy", ax=ax),
     ]
     assert len(calls) == len(plotting.__all__)
     for call in calls:

@@ -29,13 +29,17 @@ import skbdl
 
 N_THREADS = 4
 FAST = dict(hidden_layer_sizes=(16,), max_epochs=8, lr=0.01, n_samples=10)
+#: FAST for a user module (the default network's width does not apply to it).
+MODULE_FAST = {k: v for k, v in FAST.items() if k != "hidden_layer_sizes"}
 
 
 def public_estimators():
-    """Every public estimator class defined in the skbdl package."""
+    """Every public predictor class defined in the skbdl package (the benchmark
+    harness's baselines wrap other libraries; transformers have no prediction)."""
     found = {}
     for info in pkgutil.walk_packages(skbdl.__path__, prefix="skbdl."):
-        if any(part.startswith("_") for part in info.name.split(".")[1:]):
+        parts = info.name.split(".")[1:]
+        if any(part.startswith("_") for part in parts) or parts[0] == "benchmark":
             continue
         for name, obj in inspect.getmembers(import_module(info.name), inspect.isclass):
             if (
@@ -43,6 +47,7 @@ def public_estimators():
                 and obj.__module__.startswith("skbdl")
                 and not name.startswith("_")
                 and not inspect.isabstract(obj)
+                and hasattr(obj, "predict")
             ):
                 found[name] = obj
     return [found[name] for name in sorted(found)]
@@ -116,10 +121,10 @@ CASES = {cls.__name__: functools.partial(_default_case, cls) for cls in public_e
 CASES.update(
     {
         "MCDropoutClassifier-alpha-dropout": lambda: skbdl.MCDropoutClassifier(
-            module=AlphaDropoutNet, **FAST, random_state=0
+            module=AlphaDropoutNet, **MODULE_FAST, random_state=0
         ),
         "MCDropoutRegressor-custom-dropout": lambda: skbdl.MCDropoutRegressor(
-            module=CustomDropoutNet, **FAST, random_state=0
+            module=CustomDropoutNet, **MODULE_FAST, random_state=0
         ),
         "MCDropoutRegressor-heteroscedastic": lambda: skbdl.MCDropoutRegressor(
             **FAST, likelihood="heteroscedastic", random_state=0

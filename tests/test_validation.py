@@ -18,6 +18,7 @@ from skbdl import MCDropoutClassifier, MCDropoutRegressor
 
 FAST = dict(hidden_layer_sizes=(16,), max_epochs=5, lr=0.01, n_samples=5)
 ESTIMATORS = [MCDropoutClassifier, MCDropoutRegressor]
+DEFAULT_WIDTH = MCDropoutClassifier().hidden_layer_sizes
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +77,10 @@ BAD_X = [
     pytest.param(lambda X: _with(X, 3, 1, np.nan), ValueError, "NaN", id="nan"),
     pytest.param(lambda X: _with(X, 0, 0, np.inf), ValueError, "infinity", id="inf"),
     pytest.param(lambda X: _with(X, 5, 2, -np.inf), ValueError, "infinity", id="-inf"),
-    pytest.param(lambda X: sp.csr_matrix(X), TypeError, "[Ss]parse", id="sparse"),
+    # Sparse input is accepted (tests/test_sparse.py), and checked like dense input.
+    pytest.param(
+        lambda X: sp.csr_matrix(_with(X, 3, 1, np.nan)), ValueError, "NaN", id="sparse-nan"
+    ),
     pytest.param(lambda X: X[:, 0], ValueError, "2D array", id="1d"),
     pytest.param(lambda X: X.astype(complex), ValueError, "[Cc]omplex", id="complex"),
     pytest.param(lambda X: np.full(X.shape, "a"), ValueError, "convert", id="strings"),
@@ -318,8 +322,29 @@ class NoDropout(nn.Module):
 def test_bad_module_keeps_fitted_model(fitted, data, params, error, match):
     X, y = xy(type(fitted), data)
     before = snapshot(fitted, X)
-    fitted.set_params(**params)
+    # The default network's width is not a setting of a user module.
+    fitted.set_params(hidden_layer_sizes=DEFAULT_WIDTH, **params)
     with pytest.raises(error, match=match):
+        fitted.fit(X, y)
+    assert_unchanged(fitted, before, X)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(module__width=3), r"arguments for a user module, but module=None"),
+        (dict(module=Net, hidden_layer_sizes=(7,)), r"hidden_layer_sizes=\(7,\) configure"),
+        (dict(module=Net, activation="tanh", dropout=0.3), r"activation='tanh', dropout=0.3"),
+    ],
+    ids=["module-args-without-module", "width-with-module", "activation-dropout-with-module"],
+)
+def test_settings_that_cannot_apply_are_errors(fitted, data, params, match):
+    """Settings that would be silently ignored are refused (a grid search over them
+    would compare identical fits), and a fitted model survives the failed refit."""
+    X, y = xy(type(fitted), data)
+    before = snapshot(fitted, X)
+    fitted.set_params(**{"hidden_layer_sizes": DEFAULT_WIDTH, **params})
+    with pytest.raises(ValueError, match=match):
         fitted.fit(X, y)
     assert_unchanged(fitted, before, X)
 
@@ -329,7 +354,7 @@ def test_failed_refit_restores_labels_and_feature_names(data):
     frame = pd.DataFrame(X, columns=list("abcd"))
     clf = MCDropoutClassifier(**FAST, random_state=0).fit(frame, np.array(["x", "y"])[y])
     before = snapshot(clf, frame)
-    clf.set_params(module=NoDropout)
+    clf.set_params(module=NoDropout, hidden_layer_sizes=DEFAULT_WIDTH)
     # New labels and no feature names: both are set during fit before the failure.
     with pytest.raises(ValueError, match="no dropout layer"):
         clf.fit(X, y + 5)

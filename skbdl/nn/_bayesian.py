@@ -34,6 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._mlp import ACTIVATIONS
+from ._random import init_like_torch, randn_like
 from ._views import DrawnNetwork, Draws, in_place_layers, module_view
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -216,9 +217,10 @@ class ScaleMixturePrior(Prior):
         -------
         kl : torch.Tensor
             A scalar: ``-H[q] - log p(mu + sigma * eps)`` with ``eps ~ N(0, 1)`` from
-            torch's global generator; unbiased, differentiable in ``mu`` and ``sigma``.
+            the fit's generator (:mod:`skbdl.nn._random`; torch's global one outside a
+            fit); unbiased, differentiable in ``mu`` and ``sigma``.
         """
-        sample = mu + sigma * torch.randn_like(mu)
+        sample = mu + sigma * randn_like(mu)
         neg_entropy = -sigma.log().sum() - mu.numel() * (0.5 + _HALF_LOG_2PI)
         return neg_entropy - self.log_prob(sample).sum()
 
@@ -275,12 +277,12 @@ class _BayesianLayer(nn.Module):
 
     def reset_parameters(self):
         """Means as the torch layer initialises its weights; scales to their initial value."""
-        reference = self._reference()
+        # The initialisation of torch's Linear and ConvNd layers (what _reference
+        # builds), drawn from the fit's generator (nn/_random.py).
+        init_like_torch(self.weight_mu, self.bias_mu)
         with torch.no_grad():
-            self.weight_mu.copy_(reference.weight)
             self.weight_rho.fill_(_rho(self.posterior_scale_init))
             if self.bias_mu is not None:
-                self.bias_mu.copy_(reference.bias)
                 self.bias_rho.fill_(_rho(self.posterior_scale_init))
 
     @property
@@ -318,7 +320,7 @@ class _BayesianLayer(nn.Module):
         if not self.training:
             return self._transform(x, self.weight_mu, self.bias_mu)
         mean, var = self._local_moments(x)
-        return mean + (var + _VAR_EPS).sqrt() * torch.randn_like(mean)
+        return mean + (var + _VAR_EPS).sqrt() * randn_like(mean)
 
 
 class BayesianLinear(_BayesianLayer):

@@ -25,12 +25,22 @@ from torch import nn
 from torch.nn.utils import skip_init
 
 from ._mlp import ACTIVATIONS, MLP, GaussianRegressionModule
+from ._random import generator_for
 from ._views import functional_copy
 
 
-def _broadcast_members(x, n_members):
-    """``(n_members, n_rows, ...)`` view of ``x``; 2-D inputs are shared by all members."""
-    if x.ndim == 2:
+def _member_batched(x, container):
+    """Whether ``x`` holds a batch per member (``(n_members, n_rows, *row_shape)``)
+    rather than one batch shared by all (``(n_rows, *row_shape)``): the container's
+    ``row_ndim`` is the number of axes of one row (1 for tabular rows; 3 for images
+    ``(channels, height, width)``), which the estimator sets from its training data."""
+    return x.ndim == getattr(container, "row_ndim", 1) + 2
+
+
+def _broadcast_members(x, n_members, row_ndim=1):
+    """``(n_members, n_rows, ...)`` view of ``x``; inputs of one batch (rows of
+    ``row_ndim`` axes) are shared by all members."""
+    if x.ndim == row_ndim + 1:
         return x.expand(n_members, *x.shape)
     if x.shape[0] != n_members:
         raise ValueError(
@@ -114,8 +124,9 @@ class StackedMLP(nn.Module):
         with torch.no_grad():
             for weight, bias in zip(self.weights, self.biases):
                 bound = weight.shape[1] ** -0.5
-                weight.uniform_(-bound, bound)
-                bias.uniform_(-bound, bound)
+                generator = generator_for(weight)  # the fit's (nn/_random.py), or global
+                weight.uniform_(-bound, bound, generator=generator)
+                bias.uniform_(-bound, bound, generator=generator)
 
     @property
     def hidden_layer_sizes(self):
@@ -273,9 +284,9 @@ class VmapEnsemble(nn.Module):
             return torch.func.functional_call(template, (params, buffers), (x,))
 
         params, buffers = self._state()
-        in_x = 0 if x.ndim == 3 else None
+        in_x = 0 if _member_batched(x, self) else None
         if in_x == 0:
-            _broadcast_members(x, self.n_members)
+            _broadcast_members(x, self.n_members, getattr(self, "row_ndim", 1))
         return torch.func.vmap(member, in_dims=(0, 0, in_x), randomness="different")(
             params, buffers, x
         )
@@ -327,8 +338,7 @@ class LoopEnsemble(nn.Module):
         self.n_members = len(self.members)
 
     def forward(self, x):
-        if x.ndim == 3:
-            x = _broadcast_members(x, self.n_members)
+        if _member_batched(x, self):
             return torch.stack([member(x[m]) for m, member in enumerate(self.members)])
         return torch.stack([member(x) for member in self.members])
 

@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._mlp import MIN_VARIANCE, MLP, GaussianNLLLoss, GaussianRegressionModule
+from ._random import Dropout, generator_for
 
 _DERIVATIVES = {
     nn.ReLU: lambda z, a: z > 0,
@@ -34,7 +35,7 @@ def _mlp_layers(mlp):
         return None
     layers = []
     for linear, act, drop in zip(modules[0::3], modules[1::3], modules[2::3]):
-        if type(act) not in _DERIVATIVES or type(drop) is not nn.Dropout:
+        if type(act) not in _DERIVATIVES or type(drop) not in (nn.Dropout, Dropout):
             return None
         layers.append((linear, type(act), drop.p))
     return layers, mlp.output
@@ -48,6 +49,9 @@ class _FastMLPStep:
         # Transposed views stay valid: optimizers update parameters in place.
         self.weights_t = [linear.weight.t() for linear, _, _ in layers]
         self.output_weight_t = output.weight.t()
+        # Built in on_train_begin, inside the fit's generator block: the fit's generator
+        # for dropout masks (None outside a fit: torch's global one).
+        self.generator = generator_for(output.weight)
 
     def __call__(self, X, y):
         n = X.shape[0]
@@ -60,7 +64,8 @@ class _FastMLPStep:
             derivative = _DERIVATIVES[act_type]
             local = None if derivative is None else derivative(z, a)
             if p > 0:
-                mask = torch.empty_like(a).bernoulli_(1 - p).div_(1 - p)
+                mask = torch.empty_like(a).bernoulli_(1 - p, generator=self.generator)
+                mask.div_(1 - p)
                 a = a * mask
                 local = mask if local is None else local * mask
             grads_of_act.append(local)
@@ -127,6 +132,16 @@ def _heteroscedastic(n_targets):
     return loss_fn
 
 
+def plain_gaussian_head(head):
+    """Whether a Gaussian head is one the hand-written steps differentiate: a learned
+    (homoscedastic) or predicted (heteroscedastic) variance and no output activation.
+    A fixed noise variance or an activation on the means trains through autograd."""
+    return (
+        getattr(head, "likelihood", None) in ("homoscedastic", "heteroscedastic")
+        and getattr(head, "output_activation", None) is None
+    )
+
+
 def make_fast_step(module, criterion):
     """A function ``(X, y) -> (loss, output)`` that also fills ``param.grad``, or None.
 
@@ -145,13 +160,13 @@ def make_fast_step(module, criterion):
         None when the combination is not supported (autograd is used instead).
     """
     if isinstance(module, GaussianRegressionModule):
+        if not plain_gaussian_head(module):
+            return None
         parsed = _mlp_layers(module.body)
         if parsed is None or type(criterion) is not GaussianNLLLoss:
             return None
         loss = (
-            _heteroscedastic(module.n_targets)
-            if module.heteroscedastic
-            else _homoscedastic(module)
+            _heteroscedastic(module.n_targets) if module.heteroscedastic else _homoscedastic(module)
         )
         return _FastMLPStep(module, *parsed, loss)
     parsed = _mlp_layers(module)

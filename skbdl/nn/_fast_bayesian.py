@@ -29,8 +29,28 @@ import torch
 from torch import nn
 
 from ._bayesian import _HALF_LOG_2PI, BayesianLinear, BayesianMLP, GaussianPrior, ScaleMixturePrior
-from ._fast import _ACT, _DERIVATIVES, _cross_entropy, _heteroscedastic, _homoscedastic
+from ._fast import (
+    _ACT,
+    _DERIVATIVES,
+    _cross_entropy,
+    _heteroscedastic,
+    _homoscedastic,
+    plain_gaussian_head,
+)
 from ._mlp import GaussianNLLLoss, GaussianRegressionModule
+from ._random import generator_for
+
+#: torch's softplus writing into a preallocated tensor (private API, guarded): where a
+#: torch release lacks it, the public F.softplus and a copy give the same values.
+_SOFTPLUS_OUT = getattr(getattr(torch._C, "_nn", None), "softplus", None)
+
+
+def _softplus_into(rho, out):
+    """``out[:] = softplus(rho)`` (beta 1, threshold 20, as F.softplus)."""
+    if _SOFTPLUS_OUT is not None:
+        _SOFTPLUS_OUT(rho, 1, 20, out=out)
+    else:
+        out.copy_(torch.nn.functional.softplus(rho))
 
 
 def _bayesian_mlp_layers(mlp):
@@ -78,6 +98,8 @@ class _FastELBOStep:
         self.ones = torch.ones_like(self.mu)
         self.variances, self.grad_mu_views, self.grad_rho_views, self.noise_views = [], [], [], []
         self.noise = torch.empty_like(self.mu)
+        # Built in on_train_begin, inside the fit's generator block (nn/_random.py).
+        self.generator = generator_for(self.mu)
         self.grads = []  # (parameter, its gradient: a view of a flat buffer)
         offset = 0
         for mu, rho in zip(mus, rhos):
@@ -106,7 +128,7 @@ class _FastELBOStep:
             if param.grad is not grad:  # e.g. after zero_grad(set_to_none=True)
                 param.grad = grad
         sigma, variance = self.sigma, self.variance
-        torch._C._nn.softplus(self.rho, 1, 20, out=sigma)
+        _softplus_into(self.rho, sigma)
         torch.mul(sigma, sigma, out=variance)
 
         saved = []
@@ -116,7 +138,9 @@ class _FastELBOStep:
             mean = torch.addmm(layer.bias_mu, h, layer.weight_mu.t())
             # The bias variance keeps the local variance positive: no epsilon needed.
             std = torch.addmm(self.variances[2 * i + 1], h2, self.variances[2 * i].t()).sqrt_()
-            eps = torch.randn_like(mean)
+            eps = torch.randn(
+                mean.shape, generator=self.generator, device=mean.device, dtype=mean.dtype
+            )
             z = torch.addcmul(mean, std, eps)
             local = None
             if act_type is not None and act_type is not nn.Identity:
@@ -179,7 +203,7 @@ class _FastELBOStep:
         """
         prior, sigma, grad_rho = self.prior, self.sigma, self.grad_rho
         for view in self.noise_views:  # the draws of the autograd path, in its order
-            view.normal_()
+            view.normal_(generator=self.generator)
         w = torch.addcmul(self.mu, sigma, self.noise)
         w2 = w * w
         p1, p2 = 1.0 / prior.scale1**2, 1.0 / prior.scale2**2
@@ -222,6 +246,8 @@ def make_fast_elbo_step(module, criterion, kl_scale):
         None when the combination is not supported (autograd is used instead).
     """
     if isinstance(module, GaussianRegressionModule):
+        if not plain_gaussian_head(module):
+            return None
         layers = _bayesian_mlp_layers(module.body)
         if layers is None or type(criterion) is not GaussianNLLLoss:
             return None

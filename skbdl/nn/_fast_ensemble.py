@@ -20,6 +20,7 @@ from ._ensemble import (
     StackedGaussianRegressionModule,
     StackedMLP,
 )
+from ._fast import plain_gaussian_head
 from ._mlp import MIN_VARIANCE
 
 #: activation type -> (function, derivative from the pre-activation z and output a)
@@ -134,6 +135,8 @@ def make_stacked_fast_step(module, criterion):
         None when the combination is not supported (autograd is used instead).
     """
     if isinstance(module, StackedGaussianRegressionModule):
+        if not plain_gaussian_head(module):
+            return None
         stacked = module.body
         if type(stacked) is not StackedMLP or type(criterion) is not EnsembleGaussianNLLLoss:
             return None

@@ -4,6 +4,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ._random import Dropout, linear
+
 ACTIVATIONS = {
     "relu": nn.ReLU,
     "tanh": nn.Tanh,
@@ -74,10 +76,12 @@ class MLP(nn.Module):
         layers = []
         width = n_features_in
         for size in hidden_layer_sizes:
-            layers += [nn.Linear(width, size), ACTIVATIONS[activation](), nn.Dropout(dropout)]
+            # Initialised and dropped out from skbdl's training generators in a fit
+            # (nn/_random.py), as nn.Linear / nn.Dropout from torch's global one outside.
+            layers += [linear(width, size), ACTIVATIONS[activation](), Dropout(dropout)]
             width = size
         self.features = nn.Sequential(*layers)
-        self.output = nn.Linear(width, n_outputs)
+        self.output = linear(width, n_outputs)
 
     def forward(self, x):
         return self.output(self.features(x))
@@ -175,7 +179,11 @@ class GaussianRegressionModule(nn.Module):
         return 0.0 if extra is None else extra()
 
     def forward(self, x):
-        out = self.body(x)
+        return self.head_outputs(self.body(x))
+
+    def head_outputs(self, out):
+        """``(mean, var)`` from the body's output ``out`` (what :meth:`forward`
+        returns; also used by the fast training steps, which compute ``out``)."""
         if self.heteroscedastic:
             mean, raw = out[..., : self.n_targets], out[..., self.n_targets :]
             return self._activated(mean), F.softplus(raw) + MIN_VARIANCE

@@ -169,7 +169,7 @@ def test_invalid_arguments():
 
 
 class DigitsCNN(nn.Module):
-    """A small Bayesian CNN for 8x8 digits; reshapes flat rows if it is given them."""
+    """A small Bayesian CNN for 8x8 digit images."""
 
     def __init__(self, n_outputs=10):
         super().__init__()
@@ -185,13 +185,13 @@ class DigitsCNN(nn.Module):
         self.head = BayesianLinear(16 * 2 * 2, n_outputs)
 
     def forward(self, x):
-        return self.head(self.features(x.reshape(-1, 1, 8, 8)))
+        return self.head(self.features(x))
 
 
 def test_bbb_estimator_with_bayesian_cnn_fits_digits():
     X, y = load_digits(return_X_y=True)
-    X = (X / 16.0).astype(np.float32)
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=0)
+    images = (X / 16.0).astype(np.float32).reshape(-1, 1, 8, 8)
+    X_train, X_test, y_train, y_test = train_test_split(images, y, test_size=0.3, random_state=0)
     clf = BayesianMLPClassifier(
         DigitsCNN, max_epochs=15, lr=1e-2, n_samples=20, calibrate=False, random_state=0, verbose=0
     ).fit(X_train, y_train)

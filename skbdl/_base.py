@@ -44,6 +44,7 @@ from .nn import GaussianNLLLoss, GaussianRegressionModule
 from .nn._mlp import OUTPUT_ACTIVATIONS, _AutogradGaussianNLLLoss, _MeanLoss
 from .nn._views import DrawnNetwork, module_view, tiled_forward
 from .uncertainty import (
+    _LOG_FACTOR_BOUNDS,
     ClassificationUncertainty,
     RegressionUncertainty,
     fit_log_scale,
@@ -73,6 +74,10 @@ CUDA_MEMORY_SHARE, CUDA_BYTES_PER_UNIT, CUDA_PREDICT_BUDGET = 0.25, 32, (2**16, 
 #: this many dense input floats (rows x features), so prediction memory stays that of
 #: the sparse matrix plus a bounded chunk, however wide the one-hot encoding.
 SPARSE_CHUNK_FLOATS = 2**21
+
+#: A fitted log temperature within this of its lower search bound (-6) means the held-out
+#: likelihood had no maximum (the rows are separated by the draws): no recalibration.
+SHARPENING_SLACK = 0.5
 
 #: The largest float32: inputs beyond it would become infinite in the network.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -623,9 +628,21 @@ class BayesianClassifierMixin(ClassifierMixin):
             [out for _, out, _ in self._iter_samples(X_valid, validated=True)], axis=1
         )
         labels = np.searchsorted(self.classes_, y_valid)
-        self.temperature_ = float(
-            np.exp(fit_log_temperature(logits, labels, sample_weight=sample_weight))
-        )
+        log_temperature = fit_log_temperature(logits, labels, sample_weight=sample_weight)
+        if log_temperature <= _LOG_FACTOR_BOUNDS[0] + SHARPENING_SLACK:
+            # The held-out likelihood grows without bound as T -> 0: the held-out rows are
+            # (nearly) separated by the draws, and "sharpen until every probability is 0
+            # or 1" is an artefact of too few errors to learn from, not a calibration.
+            warnings.warn(
+                f"{type(self).__name__} could not recalibrate: its held-out rows are "
+                "classified so cleanly that temperature scaling would make every "
+                "probability 0 or 1. The temperature is left at 1; hold out more rows "
+                "(validation_fraction) or set calibrate=False to silence this.",
+                UserWarning,
+                stacklevel=2,
+            )
+            log_temperature = 0.0
+        self.temperature_ = float(np.exp(log_temperature))
 
     def sample_predictions(self, X, n_samples=None, deterministic=False):
         """Class probabilities from ``n_samples`` draws of the model.

@@ -459,7 +459,8 @@ def fit_log_temperature(logit_samples, labels, sample_weight=None):
     Returns
     -------
     log_temperature : float
-        Searched in ``[-6, 6]``.
+        Searched in ``[-6, 6]``; ``-6`` when the likelihood has no maximum inside
+        (it grows as the temperature falls: the draws separate the rows).
 
     Examples
     --------
@@ -485,4 +486,8 @@ def fit_log_temperature(logit_samples, labels, sample_weight=None):
     result = minimize_scalar(
         nll, bounds=_LOG_FACTOR_BOUNDS, method="bounded", options={"xatol": 1e-6}
     )
+    # No interior maximum: the likelihood still grows (or is flat at its float limit)
+    # as T -> 0, i.e. the draws separate the rows.  Report the lower bound.
+    if nll(result.x - 0.5) <= nll(result.x) + 1e-12:
+        return float(_LOG_FACTOR_BOUNDS[0])
     return float(result.x)

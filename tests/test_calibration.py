@@ -187,8 +187,8 @@ def test_calibration_holds_out_rows_then_retrains_on_all():
 @pytest.mark.parametrize("cls", [MCDropoutRegressor, MCDropoutClassifier])
 def test_calibrate_auto_needs_twenty_held_out_rows(cls):
     X, y = heteroscedastic_data(400, 6)
-    if cls is MCDropoutClassifier:
-        y = y > 0
+    if cls is MCDropoutClassifier:  # noisy labels: 20 held-out rows are not separable
+        y = (y + np.random.RandomState(1).randn(len(y))) > 0
     attribute = "temperature_" if cls is MCDropoutClassifier else "calibration_scale_"
     small = cls(**FAST, random_state=0).fit(X[:190], y[:190])  # 19 held-out rows: off
     assert np.all(getattr(small, attribute) == 1.0)
@@ -210,3 +210,18 @@ def test_large_data_keeps_the_network_trained_without_the_held_out_rows(monkeypa
     model = MCDropoutRegressor(**FAST, calibrate=True, random_state=0).fit(X, y)
     assert model.history_[-1]["train_batch_count"] == int(np.ceil(90 / model.batch_size_))
     assert model.calibration_scale_[0] != 1.0
+
+
+def test_separated_held_out_rows_leave_the_temperature_at_one():
+    """On held-out rows every draw classifies with a margin, the likelihood has no
+    maximum (T -> 0 makes every probability 0 or 1): no recalibration, a warning."""
+    from sklearn.datasets import make_blobs
+
+    from skbdl import MCDropoutClassifier
+
+    X, y = make_blobs(400, centers=[[-6, 0], [6, 0]], cluster_std=0.5, random_state=0)
+    with pytest.warns(UserWarning, match="could not recalibrate"):
+        clf = MCDropoutClassifier(max_epochs=30, calibrate=True, verbose=0, random_state=0)
+        clf.fit(X, y)
+    assert clf.temperature_ == 1.0
+    assert np.all(clf.predict_proba(X).max(axis=1) < 1.0)

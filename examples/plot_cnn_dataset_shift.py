@@ -1,7 +1,7 @@
 """
-=================================================================
+==================================================================
 Convolutional networks under dataset shift: who knows it is wrong?
-=================================================================
+==================================================================
 
 Four convolutional networks are trained on clean 8x8 digits and then shown test
 digits corrupted by noise, blur, lost contrast, low resolution, elastic warping and

@@ -23,6 +23,7 @@ from ._base import (
 )
 from ._net import DivergenceCheck
 from ._posterior import AllWeights, SWAGMoments, unflatten
+from ._training import CLASS_WEIGHT_DOC
 from .nn import MLP
 from .nn._views import functional_copy, module_view
 
@@ -180,9 +181,7 @@ _COMMON_DOC = (
         Weight draws at prediction time.
 """
     + CALIBRATION_DOC
-    + """    validation_fraction : float, default=0.1
-        Fraction of the rows held out for recalibration.
-    callbacks : list of skorch callbacks, default=None
+    + """    callbacks : list of skorch callbacks, default=None
         Extra skorch callbacks (or ``(name, callback)`` pairs); copied at fit time.
     predict_batch_size : int, default=None
         Rows times samples evaluated at once at prediction time; ``None`` chooses
@@ -248,6 +247,7 @@ class SWAGClassifier(BayesianClassifierMixin, _BaseSWAG):
 """
         + _SUMMARY
         + _COMMON_DOC
+        + CLASS_WEIGHT_DOC
         + """
     Attributes
     ----------
@@ -294,6 +294,7 @@ class SWAGClassifier(BayesianClassifierMixin, _BaseSWAG):
         n_models=1,
         n_samples=100,
         calibrate="auto",
+        class_weight=None,
         validation_fraction=0.1,
         callbacks=None,
         predict_batch_size=None,
@@ -315,6 +316,7 @@ class SWAGClassifier(BayesianClassifierMixin, _BaseSWAG):
         self.n_models = n_models
         self.n_samples = n_samples
         self.calibrate = calibrate
+        self.class_weight = class_weight
         self.validation_fraction = validation_fraction
         self.callbacks = callbacks
         self.predict_batch_size = predict_batch_size

@@ -25,6 +25,7 @@ from skbdl import (
     MCDropoutClassifier,
     MCDropoutRegressor,
     PBPRegressor,
+    SWAGClassifier,
 )
 from skbdl._base import _seed_from
 from skbdl._net import RowData, per_row_loss, weighted_loss
@@ -321,7 +322,13 @@ def test_hyper_ensemble_accepts_weights(data):
 
 
 # --------------------------------------------------------------- class weights
-CLASSIFIERS = [MCDropoutClassifier, BayesianMLPClassifier, DeepEnsembleClassifier]
+CLASSIFIERS = [
+    MCDropoutClassifier,
+    BayesianMLPClassifier,
+    DeepEnsembleClassifier,
+    HyperDeepEnsembleClassifier,
+    SWAGClassifier,
+]
 
 
 @pytest.mark.parametrize("cls", CLASSIFIERS)
@@ -329,6 +336,8 @@ def test_balanced_class_weight_is_the_explicit_sample_weight(cls, data):
     X, _, y, _ = data
     y = np.where(np.arange(len(y)) < 22, 0, 1)  # unbalanced: 22 vs 8
     est = cls(hidden_layer_sizes=(8,), max_epochs=3, calibrate=False, random_state=0, verbose=0)
+    if cls is HyperDeepEnsembleClassifier:
+        est.set_params(population_size=3, n_estimators=2)
     balanced = clone(est).set_params(class_weight="balanced").fit(X, y)
     explicit = clone(est).fit(X, y, sample_weight=compute_sample_weight("balanced", y))
     plain = clone(est).fit(X, y)

@@ -19,6 +19,18 @@ def _as_float_arrays(*arrays):
     return tuple(np.asarray(a, dtype=np.float64) for a in arrays)
 
 
+def _mixture_arrays(y, mean_samples, var_samples):
+    """``y`` and a Gaussian mixture's draws as float64, the variances broadcast to
+    the means' shape ``(n_samples,) + y.shape`` (checked)."""
+    y, mean_samples, var_samples = _as_float_arrays(y, mean_samples, var_samples)
+    if mean_samples.ndim < 2 or mean_samples.shape[1:] != y.shape:
+        raise ValueError(
+            "mean_samples must have shape (n_samples,) + y.shape; got "
+            f"{mean_samples.shape} for y of shape {y.shape}."
+        )
+    return y, mean_samples, np.broadcast_to(var_samples, mean_samples.shape)
+
+
 def rmse(y, mean):
     """Root mean squared error.
 
@@ -143,13 +155,7 @@ def gaussian_mixture_nll(y, mean_samples, var_samples):
     >>> round(gaussian_mixture_nll([0.0], [[-1.0], [1.0]], [[1.0], [1.0]]), 6)
     1.418939
     """
-    y, mean_samples, var_samples = _as_float_arrays(y, mean_samples, var_samples)
-    if mean_samples.ndim < 2 or mean_samples.shape[1:] != y.shape:
-        raise ValueError(
-            "mean_samples must have shape (n_samples,) + y.shape; got "
-            f"{mean_samples.shape} for y of shape {y.shape}."
-        )
-    var_samples = np.broadcast_to(var_samples, mean_samples.shape)
+    y, mean_samples, var_samples = _mixture_arrays(y, mean_samples, var_samples)
     if not np.all(var_samples > 0):
         raise ValueError("var_samples must be strictly positive.")
     log_components = -0.5 * (_LOG_2PI + np.log(var_samples) + (y - mean_samples) ** 2 / var_samples)
@@ -264,13 +270,7 @@ def crps_gaussian_mixture(y, mean_samples, var_samples):
     >>> crps_gaussian_mixture([0.0], [[-1.0], [1.0]], [[0.0], [0.0]])
     0.5
     """
-    y, mean_samples, var_samples = _as_float_arrays(y, mean_samples, var_samples)
-    if mean_samples.ndim < 2 or mean_samples.shape[1:] != y.shape:
-        raise ValueError(
-            "mean_samples must have shape (n_samples,) + y.shape; got "
-            f"{mean_samples.shape} for y of shape {y.shape}."
-        )
-    var_samples = np.broadcast_to(var_samples, mean_samples.shape)
+    y, mean_samples, var_samples = _mixture_arrays(y, mean_samples, var_samples)
     if not np.all(var_samples >= 0):
         raise ValueError("var_samples must be non-negative.")
     n_samples = mean_samples.shape[0]

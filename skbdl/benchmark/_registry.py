@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from ..bbb import BayesianMLPRegressor
 from ..ensemble import DeepEnsembleRegressor
 from ..hyper_ensemble import HyperDeepEnsembleRegressor
+from ..laplace import LaplaceRegressor
 from ..mc_dropout import MCDropoutRegressor
 from ..pbp import PBPRegressor
+from ..swag import SWAGRegressor
 from ._baselines import GP_MAX_TRAIN_ROWS, GaussianProcessBaseline, NGBoostBaseline
 
 
@@ -213,6 +215,37 @@ register_method(
         param_grid={},  # it tunes itself: members chosen on held-out rows
         ll="mixture",
         description="HyperDeepEnsembleRegressor, library defaults (20 candidates, 5 chosen)",
+    ),
+)
+
+register_method(
+    "swag",
+    MethodSpec(
+        SWAGRegressor,
+        params=_QUIET,
+        param_grid={"lr": [1e-3, 1e-2], "swag_start": [0.5, 0.75]},
+        ll="mixture",
+        quick_params={"n_samples": 10},
+        description=(
+            "SWAGRegressor, library defaults (Adam, iterates from half-way, rank 20, "
+            "one model, recalibrated)"
+        ),
+    ),
+)
+register_method(
+    "laplace",
+    MethodSpec(
+        LaplaceRegressor,
+        param_grid={"hessian_structure": ["diag", "kron"]},
+        ll="gaussian",  # the linearised predictive is one Gaussian
+        eval_samples=1000,  # linearised draws: MC error of the moments well below the SE
+        hidden_param=None,  # its default network: one hidden layer of 50, MAP-trained
+        epochs_param=None,
+        quick_params={"n_samples": 10},
+        description=(
+            "LaplaceRegressor, library defaults (Kronecker-factored GGN over all weights of "
+            "the default MAP network, prior precision by marginal likelihood, linearised)"
+        ),
     ),
 )
 

@@ -72,29 +72,30 @@ class _FastMLPStep:
             h = a
         out = torch.addmm(self.output.bias, h, self.output_weight_t)
         loss, g = self.loss(out, y, n)
-        self._set_grad(self.output.weight, g.t().mm(h))
-        self._set_grad(self.output.bias, g.sum(0))
+        _set_grad(self.output.weight, g.t().mm(h))
+        _set_grad(self.output.bias, g.sum(0))
         g = g.mm(self.output.weight)
         for i in range(len(self.layers) - 1, -1, -1):
             linear = self.layers[i][0]
             local = grads_of_act[i]
             if local is not None:
                 g = g * local
-            self._set_grad(linear.weight, g.t().mm(inputs[i]))
-            self._set_grad(linear.bias, g.sum(0))
+            _set_grad(linear.weight, g.t().mm(inputs[i]))
+            _set_grad(linear.bias, g.sum(0))
             if i:
                 g = g.mm(linear.weight)
         return loss, out
 
-    @staticmethod
-    def _set_grad(param, grad):
-        if param.grad is None:
-            param.grad = grad
-        else:
-            param.grad.copy_(grad)
-
 
 _ACT = {nn.ReLU: torch.relu, nn.Tanh: torch.tanh, nn.Sigmoid: torch.sigmoid}
+
+
+def _set_grad(param, grad):
+    """Write ``grad`` as ``param.grad``, as autograd would (reusing the tensor)."""
+    if param.grad is None:
+        param.grad = grad
+    else:
+        param.grad.copy_(grad)
 
 
 def _cross_entropy(out, y, n):
@@ -104,30 +105,36 @@ def _cross_entropy(out, y, n):
     return loss, g.div_(n)
 
 
+# The Gaussian losses below serve the single network (outputs ``(n_rows, width)``) and
+# the stacked ensemble (``(n_members, n_rows, width)``) alike: rows on axis -2,
+# targets on axis -1, the mean per row and target, summed over any leading (member)
+# axes.  They return the loss and its gradient with respect to the outputs.
 def _homoscedastic(head):
-    def loss_fn(out, y, n):
-        log_var = head.log_noise_var
-        count = out.numel()
-        scaled = (out - y).mul_(torch.exp(-log_var))  # residual / variance
-        sq_sum = (scaled * (out - y)).sum(0)  # sum of residual**2 / variance, per target
-        loss = 0.5 * (log_var.sum() * n + sq_sum.sum()) / count
-        _FastMLPStep._set_grad(log_var, (n - sq_sum).mul_(0.5 / count))
+    def loss_fn(out, y, n=None):
+        log_var = head.log_noise_var  # (n_targets,), or (n_members, 1, n_targets)
+        n_rows = out.shape[-2]
+        count = n_rows * out.shape[-1]
+        resid = out - y
+        scaled = resid * torch.exp(-log_var)  # residual / variance
+        sq_sum = (scaled * resid).sum(-2, keepdim=True)  # per (member and) target
+        loss = 0.5 * (log_var.sum() * n_rows + sq_sum.sum()) / count
+        _set_grad(log_var, (n_rows - sq_sum).mul_(0.5 / count).reshape(log_var.shape))
         return loss, scaled.div_(count)
 
     return loss_fn
 
 
 def _heteroscedastic(n_targets):
-    def loss_fn(out, y, n):
-        mean, raw = out[:, :n_targets], out[:, n_targets:]
+    def loss_fn(out, y, n=None):
+        mean, raw = out[..., :n_targets], out[..., n_targets:]
         var = F.softplus(raw) + MIN_VARIANCE
         resid = mean - y
         sq = resid * resid / var
-        count = sq.numel()
+        count = sq.shape[-2] * sq.shape[-1]  # rows x targets (per member)
         loss = 0.5 * (var.log().sum() + sq.sum()) / count
         g_mean = resid / var / count
         g_raw = 0.5 * (1 - sq) / var * torch.sigmoid(raw) / count
-        return loss, torch.cat([g_mean, g_raw], dim=1)
+        return loss, torch.cat([g_mean, g_raw], dim=-1)
 
     return loss_fn
 

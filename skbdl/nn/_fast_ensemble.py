@@ -11,8 +11,6 @@ criterion gives ``None`` from :func:`make_stacked_fast_step` (autograd is used).
 """
 
 import torch
-from torch import nn
-from torch.nn import functional as F
 
 from ._ensemble import (
     EnsembleCrossEntropyLoss,
@@ -20,23 +18,18 @@ from ._ensemble import (
     StackedGaussianRegressionModule,
     StackedMLP,
 )
-from ._fast import plain_gaussian_head
-from ._mlp import MIN_VARIANCE
+from ._fast import (
+    _ACT,
+    _DERIVATIVES,
+    _heteroscedastic,
+    _homoscedastic,
+    _set_grad,
+    plain_gaussian_head,
+)
 
-#: activation type -> (function, derivative from the pre-activation z and output a)
-_ACTIVATIONS = {
-    nn.ReLU: (torch.relu, lambda z, a: z > 0),
-    nn.Tanh: (torch.tanh, lambda z, a: 1 - a * a),
-    nn.Sigmoid: (torch.sigmoid, lambda z, a: a * (1 - a)),
-    nn.Identity: (None, None),
-}
-
-
-def _set_grad(param, grad):
-    if param.grad is None:
-        param.grad = grad
-    else:
-        param.grad.copy_(grad)
+#: activation type -> (function, derivative from the pre-activation z and output a),
+#: as the single network's step has them
+_ACTIVATIONS = {kind: (_ACT.get(kind), derivative) for kind, derivative in _DERIVATIVES.items()}
 
 
 class _FastStackedStep:
@@ -85,36 +78,6 @@ def _cross_entropy(out, y):
     minus_one = torch.full(y.shape, -1.0, dtype=out.dtype, device=out.device)
     g = log_proba.exp_().scatter_add_(-1, y, minus_one)
     return loss, g.div_(n_rows)
-
-
-def _heteroscedastic(n_targets):
-    def loss_fn(out, y):
-        mean, raw = out[..., :n_targets], out[..., n_targets:]
-        var = F.softplus(raw) + MIN_VARIANCE
-        resid = mean - y
-        sq = resid * resid / var
-        count = sq.shape[1] * sq.shape[2]  # per member
-        loss = 0.5 * (var.log().sum() + sq.sum()) / count
-        g_mean = resid / var / count
-        g_raw = 0.5 * (1 - sq) / var * torch.sigmoid(raw) / count
-        return loss, torch.cat([g_mean, g_raw], dim=-1)
-
-    return loss_fn
-
-
-def _homoscedastic(head):
-    def loss_fn(out, y):
-        log_var = head.log_noise_var  # (n_members, 1, n_targets)
-        n_rows = out.shape[1]
-        count = n_rows * out.shape[2]
-        resid = out - y
-        scaled = resid * torch.exp(-log_var)  # residual / variance
-        sq_sum = (scaled * resid).sum(1, keepdim=True)
-        loss = 0.5 * (log_var.sum() * n_rows + sq_sum.sum()) / count
-        _set_grad(log_var, (n_rows - sq_sum).mul_(0.5 / count))
-        return loss, scaled.div_(count)
-
-    return loss_fn
 
 
 def make_stacked_fast_step(module, criterion):

@@ -31,6 +31,7 @@ from ._posthoc import (
 from .metrics import gaussian_nll
 from .nn import GaussianRegressionModule
 from .nn._mlp import MIN_VARIANCE
+from .nn._views import module_view
 
 __all__ = ["LaplaceClassifier", "LaplaceRegressor"]
 
@@ -101,6 +102,25 @@ class _LinearisedNetwork(nn.Module):
                 raw = self.network(self.inputs(X))[:, self.n_outputs :].double()
             return F.softplus(raw) + MIN_VARIANCE
         return self.noise_constant.expand(len(X), -1)
+
+
+class _MAPNetwork(nn.Module):
+    """A Laplace posterior's network at its mode, the trained weights (the
+    deterministic pass): logits, or a regressor's ``(mean, noise variance)`` in the
+    standardised units of the sampling path."""
+
+    def __init__(self, posterior, regression):
+        super().__init__()
+        self.posterior, self.regression = posterior, regression
+
+    def forward(self, X):
+        posterior = self.posterior
+        network = module_view(posterior.network)
+        out = network(posterior.inputs(X))[:, : posterior.n_outputs].double()
+        if not self.regression:
+            return out
+        scale = posterior.out_scale
+        return out * scale + posterior.out_shift, posterior.noise_var(X) * scale**2
 
 
 class _BaseLaplace(BasePostHoc):
@@ -174,6 +194,9 @@ class _BaseLaplace(BasePostHoc):
         self.log_marginal_likelihood_ = log_marginal_likelihood(
             log_lik, theta, self.prior_precision_, eigenvalues
         )
+
+    def _deterministic_view(self, module):
+        return _MAPNetwork(module, regression=isinstance(self, BayesianRegressorMixin))
 
 
 _COMMON_DOC = (

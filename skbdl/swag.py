@@ -24,6 +24,7 @@ from ._base import (
 from ._net import DivergenceCheck
 from ._posterior import AllWeights, SWAGMoments, unflatten
 from ._training import CLASS_WEIGHT_DOC
+from .ensemble import _MemberAverage
 from .nn import MLP
 from .nn._views import functional_copy, module_view
 
@@ -130,6 +131,12 @@ class _BaseSWAG(BaseBayesianNetwork):
 
     def _sample_outputs(self, module, X, n_samples, seed):
         return module.sample(X)
+
+    def _deterministic_view(self, module):
+        # The network at the SWA mean of its weights; for MultiSWAG, the models' SWA
+        # networks averaged as an ensemble's members are.
+        networks = _SampledNetworks(module.network, module.names, module.mean)
+        return _MemberAverage(networks.sample, getattr(self, "temperature_", 1.0))
 
     def _fitted_moments(self):
         """The SWAG fitted attributes, from the prediction module."""

@@ -20,6 +20,7 @@ from skbdl import (
     MCDropoutRegressor,
     SWAGClassifier,
 )
+from skbdl._base import BasePredictor
 from skbdl.adversarial import fgsm, input_gradient, pgd
 
 
@@ -239,6 +240,11 @@ def test_deterministic_pass_only_where_the_method_has_one():
     y = (X[:, 0] > 0).astype(int)
     clf = SWAGClassifier(max_epochs=10, n_samples=5, random_state=0, verbose=0).fit(X, y)
     assert input_gradient(clf, X, y).shape == X.shape  # its draws are differentiable
+    # SWAG's deterministic pass is the network at the SWA mean (its _deterministic_view).
+    assert fgsm(clf, X, y, epsilon=0.1, deterministic=True).shape == X.shape
+    # A method whose hook refuses (the core's default, for a module that is not a
+    # network) is refused by the attack too.
+    clf._deterministic_view = lambda module: BasePredictor._deterministic_view(clf, module)
     with pytest.raises(ValueError, match="SWAGClassifier has no deterministic pass"):
         fgsm(clf, X, y, epsilon=0.1, deterministic=True)
 

@@ -257,3 +257,83 @@ def test_methods_without_a_deterministic_pass_say_so(mc_regressor, regression_da
     with pytest.raises(ValueError, match="has no deterministic pass"):
         est.predict(X, deterministic=True)
     assert est.predict(X).shape == (len(X),)
+
+
+def test_swag_is_the_network_at_the_swa_mean(regression_data):
+    from skbdl import SWAGRegressor
+    from skbdl._posterior import unflatten
+
+    X, y = regression_data
+    est = SWAGRegressor(
+        hidden_layer_sizes=(8,),
+        max_epochs=12,
+        **{k: v for k, v in FAST.items() if k != "max_epochs"},
+    ).fit(X, y)
+    posterior = est._swag
+    network = copy.deepcopy(posterior.network).eval()
+    weights = unflatten(network, posterior.names, posterior.mean[0])
+    weights = {name: w.to(torch.float32) for name, w in weights.items()}  # as trained
+    with torch.no_grad():
+        mean, var = torch.func.functional_call(network, weights, (torch.from_numpy(X),))
+    u = est.predict_uncertainty(X, deterministic=True)
+    expected = mean.double().numpy()[:, 0] * est.y_scale_[0] + est.y_mean_[0]
+    np.testing.assert_allclose(u.mean, expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        u.aleatoric_var, var.double().numpy()[:, 0] * est.y_scale_[0] ** 2, rtol=1e-6
+    )
+    np.testing.assert_array_equal(u.epistemic_var, 0.0)
+    assert est.predict_uncertainty(X).epistemic_var.min() > 0
+
+
+def test_laplace_is_the_trained_network(
+    mc_regressor, mc_classifier, regression_data, classification_data
+):
+    """The Laplace approximation's mode is the network it was fitted around: its
+    deterministic pass is that network's, dropout off."""
+    from sklearn.frozen import FrozenEstimator
+
+    from skbdl import LaplaceClassifier, LaplaceRegressor
+
+    X, y = regression_data
+    reg = LaplaceRegressor(FrozenEstimator(mc_regressor), hessian_structure="diag").fit(X, y)
+    u = reg.predict_uncertainty(X, deterministic=True)
+    network = mc_regressor.predict_uncertainty(X, deterministic=True)
+    np.testing.assert_allclose(u.mean, network.mean, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(u.aleatoric_var, network.aleatoric_var, rtol=1e-5)
+    np.testing.assert_array_equal(u.epistemic_var, 0.0)
+    assert reg.predict_uncertainty(X).epistemic_var.min() > 0
+    Xc, yc = classification_data
+    clf = LaplaceClassifier(FrozenEstimator(mc_classifier), hessian_structure="diag").fit(Xc, yc)
+    np.testing.assert_allclose(
+        clf.predict_proba(Xc, deterministic=True),
+        mc_classifier.predict_proba(Xc, deterministic=True),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    np.testing.assert_array_equal(clf.predict_uncertainty(Xc, deterministic=True).epistemic, 0.0)
+
+
+def test_multiswag_averages_its_swa_networks(regression_data):
+    from skbdl import SWAGRegressor
+    from skbdl._posterior import unflatten
+
+    X, y = regression_data
+    options = {k: v for k, v in FAST.items() if k != "max_epochs"}
+    est = SWAGRegressor(hidden_layer_sizes=(8,), max_epochs=12, n_models=2, **options)
+    est.fit(X, y)
+    posterior = est._swag
+    network = copy.deepcopy(posterior.network).eval()
+    means, variances = [], []
+    for theta in posterior.mean:
+        weights = {
+            n: w.to(torch.float32) for n, w in unflatten(network, posterior.names, theta).items()
+        }
+        with torch.no_grad():
+            mean, var = torch.func.functional_call(network, weights, (torch.from_numpy(X),))
+        means.append(mean.double().numpy()[:, 0])
+        variances.append(var.double().numpy()[:, 0])
+    means, variances = np.mean(means, axis=0), np.mean(variances, axis=0)
+    u = est.predict_uncertainty(X, deterministic=True)
+    np.testing.assert_allclose(u.mean, means * est.y_scale_[0] + est.y_mean_[0], rtol=1e-6)
+    np.testing.assert_allclose(u.aleatoric_var, variances * est.y_scale_[0] ** 2, rtol=1e-6)
+    np.testing.assert_array_equal(u.epistemic_var, 0.0)

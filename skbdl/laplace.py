@@ -447,6 +447,13 @@ class LaplaceRegressor(BayesianRegressorMixin, _BaseLaplace):
                     f"{type(self).__name__} needs one network with a Gaussian head; "
                     f"{type(inner).__name__} trains {type(wrapped).__name__}."
                 )
+            if getattr(wrapped, "output_activation", None) is not None:
+                raise ValueError(
+                    f"{type(inner).__name__}(output_activation="
+                    f"{wrapped.output_activation!r}) bounds its means through an "
+                    f"activation that {type(self).__name__} does not linearise; fit it "
+                    "with output_activation=None."
+                )
             if wrapped.heteroscedastic:
                 noise = ("heteroscedastic", None)
             else:

@@ -249,3 +249,23 @@ def test_new_parameters_round_trip_clone_and_search(name, data):
     np.testing.assert_allclose(
         best.predict_uncertainty(X[:3]).aleatoric_var, best.noise_scale**2, rtol=1e-6
     )
+
+
+def test_laplace_refuses_an_output_activation(data):
+    """The Laplace approximation linearises the network's raw output; it would
+    silently drop the activation, so it refuses it."""
+    from sklearn.frozen import FrozenEstimator
+
+    from skbdl import LaplaceRegressor
+
+    X, y = data
+    est = ESTIMATORS["mc_dropout"](output_activation="softplus").set_params(max_epochs=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, y)
+    with pytest.raises(ValueError, match="output_activation=None"):
+        LaplaceRegressor(FrozenEstimator(est), hessian_structure="diag").fit(X, y)
+    # likelihood='fixed' is supported: its noise is the fixed one.
+    fixed = ESTIMATORS["mc_dropout"](likelihood="fixed", noise_scale=2.0).fit(X, y)
+    laplace = LaplaceRegressor(FrozenEstimator(fixed), hessian_structure="diag").fit(X, y)
+    np.testing.assert_allclose(laplace.predict_uncertainty(X).aleatoric_var, 4.0, rtol=1e-5)

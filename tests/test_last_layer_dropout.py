@@ -71,3 +71,17 @@ def test_inner_network_validated_and_user_network(digits):
         LastLayerMCDropoutClassifier(
             MCDropoutClassifier(max_epochs=2, **QUIET), last_layer="nope"
         ).fit(X[:100], y[:100])
+
+
+def test_deterministic_pass_is_the_head_without_dropout(digits):
+    X, y, net = digits
+    clf = LastLayerMCDropoutClassifier(FrozenEstimator(net), random_state=0).fit(X[:1000], y[:1000])
+    features = clf.module_.features(torch.tensor(X[1000:1010], dtype=torch.float32))
+    head = clf.head_.module_
+    with torch.no_grad():
+        logits = head.linear(features.float())  # dropout off: the linear layer alone
+    expected = torch.softmax(logits.double(), dim=1).numpy()
+    np.testing.assert_allclose(
+        clf.predict_proba(X[1000:1010], deterministic=True), expected, rtol=1e-6
+    )
+    assert np.all(clf.predict_uncertainty(X[1000:1010], deterministic=True).epistemic == 0)

@@ -23,6 +23,7 @@ from torch.nn import functional as F
 from .nn import EnsembleCrossEntropyLoss, EnsembleGaussianNLLLoss, GaussianNLLLoss
 from .nn._fast import make_fast_step
 from .nn._random import generator_for
+from .uncertainty import gaussian_nll_terms
 
 
 class DivergenceError(RuntimeError):
@@ -228,7 +229,7 @@ def per_row_loss(criterion, y_pred, y_true):
         return losses.reshape(n_members, n_rows)
     if isinstance(criterion, (GaussianNLLLoss, EnsembleGaussianNLLLoss)):
         mean, var = y_pred
-        losses = 0.5 * (var.log() + (y_true - mean).square() / var)
+        losses = gaussian_nll_terms(y_true, mean, var)
         rows_axis = 1 if isinstance(criterion, EnsembleGaussianNLLLoss) else 0
         return losses.flatten(rows_axis + 1).mean(dim=-1)
     if type(criterion) is nn.CrossEntropyLoss:

@@ -27,6 +27,7 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .nn._views import module_view
+from .uncertainty import HALF_LOG_2PI, gaussian_nll_terms
 
 __all__ = ["fgsm", "input_gradient", "pgd"]
 
@@ -173,7 +174,7 @@ def _log_likelihood(final, out, target):
     scale = torch.as_tensor(getattr(final, "calibration_scale_", 1.0), dtype=torch.float64)
     centre = mean.mean(dim=0, keepdim=True)
     mean, var = centre + scale * (mean - centre), var * scale**2
-    log_density = -0.5 * (torch.log(2 * np.pi * var) + (target - mean).square() / var).sum(-1)
+    log_density = -(gaussian_nll_terms(target, mean, var) + HALF_LOG_2PI).sum(-1)
     return torch.logsumexp(log_density, dim=0) - np.log(len(log_density))
 
 

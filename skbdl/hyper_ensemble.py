@@ -26,6 +26,7 @@ from ._base import (
 from ._training import CLASS_WEIGHT_DOC
 from .ensemble import _AutogradEnsembleGaussianNLLLoss, _BaseDeepEnsemble, _member_seeds
 from .nn import EnsembleCrossEntropyLoss, EnsembleGaussianNLLLoss, StackedGaussianRegressionModule
+from .uncertainty import HALF_LOG_2PI, gaussian_nll_terms
 
 
 class _MemberHyperparameters(Callback):
@@ -618,5 +619,5 @@ class HyperDeepEnsembleRegressor(BayesianRegressorMixin, _BaseHyperDeepEnsemble)
         var = np.concatenate([v for _, v in outs], axis=1)
         mean, var = self._mean_to_original(mean), self._variance_to_original(var)
         y = y.reshape(mean.shape[1:])
-        log_density = -0.5 * (np.log(2 * np.pi * var) + (y - mean) ** 2 / var)
+        log_density = -(gaussian_nll_terms(y, mean, var) + HALF_LOG_2PI)
         return log_density.reshape(len(mean), len(y), -1).sum(axis=-1)

@@ -39,6 +39,44 @@ __all__ = [
 _LOG_FACTOR_BOUNDS = (-6.0, 6.0)
 
 
+#: ``0.5 log(2 pi)``, the constant of the Gaussian negative log-density.
+HALF_LOG_2PI = 0.5 * float(np.log(2 * np.pi))
+
+
+def gaussian_nll_terms(y, mean, var):
+    """The Gaussian negative log-density without its constant, elementwise:
+    ``0.5 * (log(var) + (y - mean)**2 / var)``.
+
+    The one place this formula is written: the training losses (torch tensors), the
+    metrics and the mixture likelihoods (numpy arrays) all call it; add
+    :data:`HALF_LOG_2PI` for the full density.
+
+    Parameters
+    ----------
+    y, mean, var : ndarray or torch.Tensor
+        Targets, means and variances (broadcastable; numpy arrays or torch tensors,
+        not mixed).
+
+    Returns
+    -------
+    terms : ndarray or torch.Tensor
+        The broadcast shape, of the inputs' kind.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbdl.uncertainty import HALF_LOG_2PI, gaussian_nll_terms
+    >>> float(gaussian_nll_terms(np.array(1.0), 0.0, np.array(1.0)))
+    0.5
+    >>> round(float(gaussian_nll_terms(np.array(0.0), 0.0, np.array(1.0)) + HALF_LOG_2PI), 6)
+    0.918939
+    """
+    resid = y - mean
+    if hasattr(var, "log") and hasattr(resid, "square"):  # torch tensors
+        return 0.5 * (var.log() + resid.square() / var)
+    return 0.5 * (np.log(var) + np.square(resid) / var)
+
+
 def entropy(proba, axis=-1):
     """Shannon entropy in nats of categorical distributions.
 
@@ -397,7 +435,7 @@ def mixture_log_likelihood(y, mean_samples, var_samples, scale=1.0, sample_weigh
     centre = mean_samples.mean(axis=0)
     resid = (y - centre) - scale * (mean_samples - centre)
     var = scale**2 * var_samples
-    log_density = -0.5 * (np.log(2 * np.pi * var) + resid**2 / var)
+    log_density = -(gaussian_nll_terms(resid, 0.0, var) + HALF_LOG_2PI)
     peak = log_density.max(axis=0)
     mixture = peak + np.log(np.exp(log_density - peak).mean(axis=0))
     return float(np.average(mixture, weights=sample_weight))

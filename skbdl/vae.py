@@ -31,10 +31,10 @@ from ._net import DivergenceError
 from ._persistence import PersistenceMixin
 from ._training import _torch_threads, resolve_training_budget
 from .nn import ACTIVATIONS, MLP
+from .uncertainty import HALF_LOG_2PI, gaussian_nll_terms
 
 __all__ = ["VariationalAutoencoder"]
 
-_LOG_2PI = math.log(2 * math.pi)
 
 #: Smallest decoder variance, in standardised units: features that are constant in
 #: the training data (the border pixels of digits) would otherwise drive their
@@ -312,7 +312,7 @@ default='relu'
                 dim=-1
             )
         var = module.noise_var()
-        return -0.5 * ((x - out).square() / var + var.log() + _LOG_2PI).sum(dim=-1)
+        return -(gaussian_nll_terms(x, out, var) + HALF_LOG_2PI).sum(dim=-1)
 
     def _negative_elbo(self, module, x, generator):
         """Mean over rows of ``-ELBO``, with one reparameterised draw of ``z`` per row."""

@@ -9,7 +9,7 @@ import numpy as np
 from scipy.special import logsumexp, ndtr
 from scipy.stats import norm
 
-_LOG_2PI = float(np.log(2.0 * np.pi))
+from ..uncertainty import HALF_LOG_2PI, gaussian_nll_terms
 
 #: Component pairs evaluated at once by ``crps_gaussian_mixture`` (bounds memory).
 _CRPS_PAIRS_PER_CHUNK = 2**22
@@ -100,7 +100,7 @@ def gaussian_nll(y, mean, var):
     var = np.broadcast_to(var, y.shape)
     if not np.all(var > 0):
         raise ValueError("var must be strictly positive.")
-    return float(np.mean(0.5 * (_LOG_2PI + np.log(var)) + 0.5 * (y - mean) ** 2 / var))
+    return float(np.mean(gaussian_nll_terms(y, mean, var)) + HALF_LOG_2PI)
 
 
 def gaussian_mixture_nll(y, mean_samples, var_samples):
@@ -158,7 +158,7 @@ def gaussian_mixture_nll(y, mean_samples, var_samples):
     y, mean_samples, var_samples = _mixture_arrays(y, mean_samples, var_samples)
     if not np.all(var_samples > 0):
         raise ValueError("var_samples must be strictly positive.")
-    log_components = -0.5 * (_LOG_2PI + np.log(var_samples) + (y - mean_samples) ** 2 / var_samples)
+    log_components = -(gaussian_nll_terms(y, mean_samples, var_samples) + HALF_LOG_2PI)
     log_density = logsumexp(log_components, axis=0) - np.log(mean_samples.shape[0])
     return float(-np.mean(log_density))
 

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.nn.utils import skip_init
 
+from ..uncertainty import gaussian_nll_terms
 from ._mlp import ACTIVATIONS, MLP, GaussianRegressionModule
 from ._random import generator_for
 from ._views import functional_copy
@@ -441,4 +442,4 @@ class EnsembleGaussianNLLLoss(nn.Module):
 
     def forward(self, y_pred, y_true):
         mean, var = y_pred
-        return mean.shape[0] * 0.5 * (var.log() + (y_true - mean).square() / var).mean()
+        return mean.shape[0] * gaussian_nll_terms(y_true, mean, var).mean()

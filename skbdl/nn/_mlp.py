@@ -4,6 +4,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..uncertainty import gaussian_nll_terms
 from ._random import Dropout, linear
 
 ACTIVATIONS = {
@@ -204,7 +205,7 @@ class GaussianNLLLoss(nn.Module):
 
     def forward(self, y_pred, y_true):
         mean, var = y_pred
-        return 0.5 * (var.log() + (y_true - mean).square() / var).mean()
+        return gaussian_nll_terms(y_true, mean, var).mean()
 
 
 class _AutogradGaussianNLLLoss(GaussianNLLLoss):
@@ -222,7 +223,7 @@ class _AutogradGaussianNLLLoss(GaussianNLLLoss):
     def null_loss(self, y_true):
         variance = 1.0 if self.noise_variance is None else self.noise_variance
         var = torch.as_tensor(variance, dtype=torch.float64, device=y_true.device)
-        return float((0.5 * (var.log() + y_true.double().square() / var)).mean())
+        return float(gaussian_nll_terms(y_true.double(), 0.0, var).mean())
 
 
 class _MeanLoss(nn.Module):

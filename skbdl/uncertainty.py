@@ -26,6 +26,7 @@ __all__ = [
     "ClassificationUncertainty",
     "RegressionUncertainty",
     "entropy",
+    "gaussian_nll_terms",
     "decompose_classification",
     "decompose_regression",
     "gaussian_mixture_cdf",

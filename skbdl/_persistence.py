@@ -267,7 +267,7 @@ def _available(device, decoder):
 class PersistenceMixin:
     """Pickle as usual; give skops a state of plain data (see the module docstring).
 
-    Mixed into :class:`skbdl._base.BaseBayesianNetwork`, left of ``BaseEstimator``.
+    Mixed into :class:`skbdl._base.BasePredictor`, left of ``BaseEstimator``.
     """
 
     def __reduce_ex__(self, protocol):

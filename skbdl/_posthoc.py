@@ -14,7 +14,8 @@ from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch import NeuralNet
 
-from ._base import BaseBayesianNetwork, BasePredictor, _seed_from
+from ._base import BasePredictor, _seed_from
+from ._training import BaseBayesianNetwork
 
 #: The default network (``estimator=None``), pinned here rather than inherited from
 #: MCDropoutClassifier / MCDropoutRegressor, so that changes to those estimators'

@@ -180,7 +180,7 @@ def resolve_training_budget(batch_size, max_epochs, n_train):
 
     Examples
     --------
-    >>> from skbdl._base import resolve_training_budget
+    >>> from skbdl._training import resolve_training_budget
     >>> resolve_training_budget("auto", "auto", 300)      # Yacht-sized
     (32, 400)
     >>> resolve_training_budget("auto", "auto", 200_000)  # 782 steps an epoch

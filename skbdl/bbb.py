@@ -7,20 +7,23 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from skorch.callbacks import Callback
 
 from ._base import (
-    CALIBRATION_DOC,
-    CLASSIFIER_CALIBRATION_ATTRIBUTES_DOC,
     NOISE_SCALE_DOC,
     OUTPUT_ACTIVATION_DOC,
-    REGRESSOR_CALIBRATION_ATTRIBUTES_DOC,
-    TRAINING_ATTRIBUTES_DOC,
-    TRAINING_BUDGET_DOC,
-    BaseBayesianNetwork,
     BayesianClassifierMixin,
     BayesianRegressorMixin,
     regression_option_constraints,
 )
 from ._net import SkbdlNet as _SkbdlNet
-from ._training import CLASS_WEIGHT_DOC, WARM_START_DOC
+from ._training import (
+    CALIBRATION_DOC,
+    CLASS_WEIGHT_DOC,
+    CLASSIFIER_CALIBRATION_ATTRIBUTES_DOC,
+    REGRESSOR_CALIBRATION_ATTRIBUTES_DOC,
+    TRAINING_ATTRIBUTES_DOC,
+    TRAINING_BUDGET_DOC,
+    WARM_START_DOC,
+    BaseBayesianNetwork,
+)
 from .nn import BayesianMLP, GaussianPrior, Prior, ScaleMixturePrior
 from .nn._bayesian import bayesian_layers, kl_divergence, sampled_network
 from .nn._fast_bayesian import make_fast_elbo_step

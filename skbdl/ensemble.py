@@ -25,21 +25,24 @@ from torch import nn
 
 from . import _net
 from ._base import (
-    CALIBRATION_DOC,
-    CLASSIFIER_CALIBRATION_ATTRIBUTES_DOC,
     CRITERION_DOC,
     NOISE_SCALE_DOC,
     OUTPUT_ACTIVATION_DOC,
+    BayesianClassifierMixin,
+    BayesianRegressorMixin,
+    regression_option_constraints,
+)
+from ._training import (
+    CALIBRATION_DOC,
+    CLASS_WEIGHT_DOC,
+    CLASSIFIER_CALIBRATION_ATTRIBUTES_DOC,
     REGRESSOR_CALIBRATION_ATTRIBUTES_DOC,
     TRAINING_ATTRIBUTES_DOC,
     TRAINING_BUDGET_DOC,
+    WARM_START_DOC,
     BaseBayesianNetwork,
-    BayesianClassifierMixin,
-    BayesianRegressorMixin,
     _torch_threads,
-    regression_option_constraints,
 )
-from ._training import CLASS_WEIGHT_DOC, WARM_START_DOC
 from .nn import (
     MLP,
     EnsembleCrossEntropyLoss,

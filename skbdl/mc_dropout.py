@@ -11,20 +11,23 @@ from sklearn.utils._param_validation import Interval
 from torch import nn
 
 from ._base import (
-    CALIBRATION_DOC,
-    CLASSIFIER_CALIBRATION_ATTRIBUTES_DOC,
     CRITERION_DOC,
     NOISE_SCALE_DOC,
     OUTPUT_ACTIVATION_DOC,
-    REGRESSOR_CALIBRATION_ATTRIBUTES_DOC,
-    TRAINING_ATTRIBUTES_DOC,
-    TRAINING_BUDGET_DOC,
-    BaseBayesianNetwork,
     BayesianClassifierMixin,
     BayesianRegressorMixin,
     regression_option_constraints,
 )
-from ._training import CLASS_WEIGHT_DOC, WARM_START_DOC
+from ._training import (
+    CALIBRATION_DOC,
+    CLASS_WEIGHT_DOC,
+    CLASSIFIER_CALIBRATION_ATTRIBUTES_DOC,
+    REGRESSOR_CALIBRATION_ATTRIBUTES_DOC,
+    TRAINING_ATTRIBUTES_DOC,
+    TRAINING_BUDGET_DOC,
+    WARM_START_DOC,
+    BaseBayesianNetwork,
+)
 from .nn import MLP
 
 # Held while a view whose dropout layers skbdl cannot draw for (other subclasses of

@@ -10,20 +10,18 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from skorch.callbacks import Callback
 from torch import nn
 
-from ._base import (
+from ._base import BayesianClassifierMixin, BayesianRegressorMixin, _seed_from
+from ._net import DivergenceCheck
+from ._posterior import AllWeights, SWAGMoments, unflatten
+from ._training import (
     CALIBRATION_DOC,
+    CLASS_WEIGHT_DOC,
     CLASSIFIER_CALIBRATION_ATTRIBUTES_DOC,
     REGRESSOR_CALIBRATION_ATTRIBUTES_DOC,
     TRAINING_ATTRIBUTES_DOC,
     TRAINING_BUDGET_DOC,
     BaseBayesianNetwork,
-    BayesianClassifierMixin,
-    BayesianRegressorMixin,
-    _seed_from,
 )
-from ._net import DivergenceCheck
-from ._posterior import AllWeights, SWAGMoments, unflatten
-from ._training import CLASS_WEIGHT_DOC
 from .ensemble import _MemberAverage
 from .nn import MLP
 from .nn._views import functional_copy, module_view

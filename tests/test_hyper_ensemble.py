@@ -6,7 +6,7 @@ import torch
 from numpy.testing import assert_allclose, assert_array_equal
 
 from skbdl import HyperDeepEnsembleClassifier, HyperDeepEnsembleRegressor
-from skbdl._base import NOISE_LR_FACTOR
+from skbdl._training import NOISE_LR_FACTOR
 from skbdl.hyper_ensemble import _MemberHyperparameters, _select_members, greedy_ensemble_selection
 from skbdl.nn import StackedGaussianRegressionModule, StackedMLP
 

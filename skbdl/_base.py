@@ -75,10 +75,6 @@ CUDA_MEMORY_SHARE, CUDA_BYTES_PER_UNIT, CUDA_PREDICT_BUDGET = 0.25, 32, (2**16, 
 #: the sparse matrix plus a bounded chunk, however wide the one-hot encoding.
 SPARSE_CHUNK_FLOATS = 2**21
 
-#: A fitted log temperature within this of its lower search bound (-6) means the held-out
-#: likelihood had no maximum (the rows are separated by the draws): no recalibration.
-SHARPENING_SLACK = 0.5
-
 #: The largest float32: inputs beyond it would become infinite in the network.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -316,9 +312,13 @@ class BasePredictor(PersistenceMixin, BaseEstimator, metaclass=ABCMeta):
         :meth:`_flattens_input`.  Values beyond float32's range (the network computes
         in float32) are an error, not an overflow to infinity."""
         values = X.data if sp.issparse(X) else X
-        if values.dtype == np.float64 and values.size and np.abs(values).max() > FLOAT32_MAX:
+        # max and min, not abs(): no copy of X on every fit and prediction call.
+        magnitude = 0.0
+        if values.dtype == np.float64 and values.size:
+            magnitude = max(values.max(), -values.min())
+        if magnitude > FLOAT32_MAX:
             raise ValueError(
-                f"X has values of magnitude up to {np.abs(values).max():.3g}, beyond the "
+                f"X has values of magnitude up to {magnitude:.3g}, beyond the "
                 f"range of float32 ({FLOAT32_MAX:.3g}) in which {type(self).__name__} "
                 "computes; rescale the inputs (e.g. StandardScaler in a Pipeline)."
             )
@@ -338,12 +338,7 @@ class BasePredictor(PersistenceMixin, BaseEstimator, metaclass=ABCMeta):
         )
         if sp.issparse(X):
             X = X.tocsr()  # rows are read chunk by chunk
-        expected = getattr(self, "input_shape_", None)
-        if expected is not None and tuple(X.shape[1:]) != tuple(expected):
-            raise ValueError(
-                f"X has rows of shape {tuple(X.shape[1:])}, but {type(self).__name__} was "
-                f"fitted on rows of shape {tuple(expected)}."
-            )
+        self._check_input_shape(X)
         return self._as_model_input(X)
 
     def _holdout_rows(self, y, seed):
@@ -629,7 +624,7 @@ class BayesianClassifierMixin(ClassifierMixin):
         )
         labels = np.searchsorted(self.classes_, y_valid)
         log_temperature = fit_log_temperature(logits, labels, sample_weight=sample_weight)
-        if log_temperature <= _LOG_FACTOR_BOUNDS[0] + SHARPENING_SLACK:
+        if log_temperature == _LOG_FACTOR_BOUNDS[0]:  # fit_log_temperature: no maximum
             # The held-out likelihood grows without bound as T -> 0: the held-out rows are
             # (nearly) separated by the draws, and "sharpen until every probability is 0
             # or 1" is an artefact of too few errors to learn from, not a calibration.

@@ -711,8 +711,9 @@ class BaseBayesianNetwork(BasePredictor):
     def _train_network(self, X, y, n_outputs, seed, device):
         """Build the module and train it; return the fitted skorch net.
 
-        Runs with torch's global generator seeded by ``seed``.  Methods that train
-        differently (e.g. several members) override this.
+        Runs inside :meth:`_training_randomness` (the fit's own generators for a
+        default network, torch's seeded global generator for a user's module).
+        Methods that train differently (e.g. several members) override this.
         """
         width = self._body_width(n_outputs)
         body = self._build_body(X.shape[1], width)

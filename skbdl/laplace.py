@@ -241,6 +241,8 @@ _ATTRIBUTES_DOC = """    estimator_ : estimator
         Number of weights that carry the posterior.
     n_features_in_ : int
         Number of features seen during fit.
+    input_shape_ : tuple of int
+        The shape of one row of ``X`` seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of features seen during fit, when ``X`` has string column names.
 """
@@ -265,7 +267,7 @@ class LaplaceClassifier(ProbitPredictiveMixin, BayesianClassifierMixin, _BaseLap
 
     Keeps the trained network and puts a Gaussian posterior ``N(theta*, (H + delta
     I)^-1)`` on its weights, ``H`` the generalised Gauss-Newton matrix of the
-    softmax cross-entropy on the training rows (diagonal or Kronecker-factored),
+    softmax cross-entropy on the training rows (Kronecker-factored, diagonal or full),
     ``delta`` the prior precision chosen by the marginal likelihood.  Predictions
     use the network linearised in its weights (the GLM predictive, Immer et al.
     2021): the logits are Gaussian, with covariance ``J Sigma J^T``; probabilities
@@ -363,8 +365,8 @@ class LaplaceRegressor(BayesianRegressorMixin, _BaseLaplace):
     I)^-1)`` on its weights, ``H`` the generalised Gauss-Newton matrix of the
     Gaussian likelihood of the network's means on the training rows (its noise
     variance held at the network's own: learned, per row for a heteroscedastic
-    network, or the mean squared residual for a plain skorch net), diagonal or
-    Kronecker-factored; ``delta`` the prior precision chosen by the marginal
+    network, or the mean squared residual for a plain skorch net), Kronecker-factored,
+    diagonal or full; ``delta`` the prior precision chosen by the marginal
     likelihood.  Predictions use the network linearised in its weights (Immer et
     al. 2021): Gaussian, with mean the network's, ``epistemic_var`` the variance
     ``J Sigma J^T`` of the linearised mean and ``aleatoric_var`` the noise variance.

@@ -153,7 +153,6 @@ class _BaseLastLayer(BasePostHoc):
         return self._head
 
 
-_DEFAULT_NETWORK_DOC = DEFAULT_NETWORK_DOC
 
 _COMMON_PARAMS = (
     """
@@ -330,7 +329,7 @@ class LastLayerBayesianRegressor(BayesianRegressorMixin, _BaseLastLayer):
     noise precision.
 """
         + _COMMON_PARAMS.format(
-            default=_DEFAULT_NETWORK_DOC.format(cls="Regressor"),
+            default=DEFAULT_NETWORK_DOC.format(cls="Regressor"),
             mc_use="and for ``predict_uncertainty(X, n_samples=k)``",
         )
         + """    max_iter : int, default=300
@@ -463,7 +462,7 @@ class LastLayerBayesianRegressor(BayesianRegressorMixin, _BaseLastLayer):
         return module.moments(X)
 
     def _sample_outputs(self, module, X, n_samples, seed):
-        return module.sample(X, n_samples, torch.Generator(device=X.device).manual_seed(seed))
+        return module.sample(X, n_samples, self._generator(X, seed))
 
 
 # --------------------------------------------------------------- classification
@@ -638,7 +637,7 @@ class LastLayerLaplaceClassifier(ProbitPredictiveMixin, BayesianClassifierMixin,
     by the probit approximation or by Monte Carlo (``predictive``).
 """
         + _COMMON_PARAMS.format(
-            default=_DEFAULT_NETWORK_DOC.format(cls="Classifier"),
+            default=DEFAULT_NETWORK_DOC.format(cls="Classifier"),
             mc_use=(
                 "and :meth:`predict_uncertainty`, and for ``predict_proba`` when "
                 "``predictive='mc'``"

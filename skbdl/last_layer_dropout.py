@@ -8,7 +8,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
 from ._base import BayesianClassifierMixin, BayesianRegressorMixin, _seed_from
-from ._posthoc import ESTIMATOR_DOC, default_network
+from ._posthoc import DEFAULT_NETWORK_DOC, ESTIMATOR_DOC, default_network
 from .last_layer import _BaseLastLayer
 from .mc_dropout import MCDropoutClassifier, MCDropoutRegressor
 
@@ -109,7 +109,8 @@ _PARAMS = (
 {likelihood}    n_samples : int, default=100
         Dropout masks drawn at prediction time.
     predict_batch_size : int, default=None
-        Rows times samples evaluated at once at prediction time.
+        Rows times samples evaluated at once at prediction time; ``None`` chooses
+        for the device: 16384 on the CPU, on CUDA from the GPU's memory.
     random_state : int, RandomState instance or None, default=None
         Seeds the default network, the head's training and the prediction draws.
 """
@@ -141,7 +142,7 @@ class LastLayerMCDropoutClassifier(BayesianClassifierMixin, _BaseLastLayerDropou
     result is MC dropout's uncertainty for the price of a linear model, on any
     network, including one trained without dropout.
 """
-        + _PARAMS.format(default="skbdl's default MAP network", likelihood="")
+        + _PARAMS.format(default=DEFAULT_NETWORK_DOC.format(cls="Classifier"), likelihood="")
         + _ATTRIBUTES.format(
             task="""    classes_ : ndarray of shape (n_classes,)
         Class labels.
@@ -209,7 +210,7 @@ class LastLayerMCDropoutRegressor(BayesianRegressorMixin, _BaseLastLayerDropout)
     (``likelihood``), and the result is in the target's units.
 """
         + _PARAMS.format(
-            default="skbdl's default MAP network",
+            default=DEFAULT_NETWORK_DOC.format(cls="Regressor"),
             likelihood=(
                 "    likelihood : {'heteroscedastic', 'homoscedastic'}, "
                 "default='heteroscedastic'\n        The head's noise model.\n"

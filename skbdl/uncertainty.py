@@ -48,9 +48,10 @@ def gaussian_nll_terms(y, mean, var):
     """The Gaussian negative log-density without its constant, elementwise:
     ``0.5 * (log(var) + (y - mean)**2 / var)``.
 
-    The one place this formula is written: the training losses (torch tensors), the
-    metrics and the mixture likelihoods (numpy arrays) all call it; add
-    :data:`HALF_LOG_2PI` for the full density.
+    The training criteria (torch tensors), the metrics and the mixture likelihoods
+    (numpy arrays) call it; the hand-written fast training steps (``skbdl.nn._fast``)
+    compute it fused with its gradient.  Add :data:`HALF_LOG_2PI` for the full
+    density.
 
     Parameters
     ----------

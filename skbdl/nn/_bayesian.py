@@ -33,11 +33,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..uncertainty import HALF_LOG_2PI as _HALF_LOG_2PI
 from ._mlp import ACTIVATIONS
 from ._random import init_like_torch, randn_like
 from ._views import DrawnNetwork, Draws, in_place_layers, module_view
-
-_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 #: Added to the local variance before its square root (finite gradients at zero).
 _VAR_EPS = 1e-16

@@ -30,6 +30,11 @@ def all_estimators():
     return [found[name] for name in sorted(found)]
 
 
+def public_predictors():
+    """The public estimators that predict (the transformers, e.g. the VAE, do not)."""
+    return [cls for cls in all_estimators() if hasattr(cls, "predict")]
+
+
 #: Small, fast settings for the checks; every estimator accepts these.
 FAST_PARAMS = dict(hidden_layer_sizes=(16,), max_epochs=20, lr=0.01, n_samples=10)
 

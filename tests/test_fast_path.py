@@ -108,9 +108,15 @@ def _fitted_weights(monkeypatch, kernels_available):
 
     if not kernels_available:  # as on a torch release without the private kernels
         monkeypatch.setattr(skbdl._net, "_FUSED_KERNELS", dict.fromkeys(skbdl._net._FUSED_KERNELS))
+    calls = []
+    step = skbdl._net._FusedAdamStep.step
+    monkeypatch.setattr(
+        skbdl._net._FusedAdamStep, "step", lambda self: calls.append(1) or step(self)
+    )
     X = np.random.RandomState(0).randn(200, 4)
     reg = MCDropoutRegressor(max_epochs=5, calibrate=False, verbose=0, random_state=0)
     reg.fit(X, X[:, 0] - X[:, 1])
+    assert bool(calls) == kernels_available  # the direct step ran exactly when it could
     return {k: v.clone() for k, v in reg.net_.module_.state_dict().items()}, reg
 
 
@@ -126,30 +132,36 @@ def test_direct_fused_step_equals_the_public_optimizer_step(monkeypatch):
 
 def test_optimizer_state_stays_true_after_load_state_dict():
     """The direct step updates the optimizer's own state, also after its state was
-    replaced by ``load_state_dict`` (the cached lists are gathered again)."""
+    replaced by ``load_state_dict`` (the lists are gathered again): weights, step
+    counts and moments equal those of the public ``Adam(fused=True).step()`` run
+    through the same sequence."""
     from skbdl._net import _FusedAdamStep
 
     torch.manual_seed(0)
-    module = nn.Linear(3, 1)
-    optimizer = torch.optim.Adam(module.parameters(), lr=1e-2, fused=True)
-    reference = torch.optim.Adam(nn.Linear(3, 1).parameters(), lr=1e-2, fused=True)
-    reference.load_state_dict(optimizer.state_dict())
-    step = _FusedAdamStep(optimizer)
     X, y = torch.randn(16, 3), torch.randn(16, 1)
+    modules = [nn.Linear(3, 1) for _ in range(2)]
+    modules[1].load_state_dict(modules[0].state_dict())
+    optimizers = [torch.optim.Adam(m.parameters(), lr=1e-2, fused=True) for m in modules]
+    direct = _FusedAdamStep(optimizers[0])
+    steps = [direct.step, optimizers[1].step]
 
     def train(n):
-        for _ in range(n):
-            module.zero_grad()
-            ((module(X) - y) ** 2).mean().backward()
-            step.step()
+        for module, step in zip(modules, steps):
+            for _ in range(n):
+                module.zero_grad()
+                ((module(X) - y) ** 2).mean().backward()
+                step()
 
     train(10)
-    optimizer.load_state_dict(optimizer.state_dict())  # new state tensors
+    for optimizer in optimizers:
+        optimizer.load_state_dict(optimizer.state_dict())  # new state tensors
     train(20)
-    steps = [float(s["step"]) for s in optimizer.state_dict()["state"].values()]
-    assert steps == [30.0, 30.0]
-    saved = optimizer.state_dict()["state"][0]["exp_avg"]
-    assert torch.equal(saved, optimizer.state[module.weight]["exp_avg"])
+    counts = [float(s["step"]) for s in optimizers[0].state_dict()["state"].values()]
+    assert counts == [30.0, 30.0]
+    assert torch.equal(modules[0].weight, modules[1].weight)
+    for name in ("exp_avg", "exp_avg_sq", "step"):
+        for a, b in zip(*(o.state_dict()["state"].values() for o in optimizers)):
+            assert torch.equal(a[name], b[name]), name
 
 
 def test_bayes_by_backprop_fast_step_without_private_softplus(monkeypatch):
@@ -167,7 +179,13 @@ def test_bayes_by_backprop_fast_step_without_private_softplus(monkeypatch):
         reg = BayesianMLPRegressor(max_epochs=4, calibrate=False, verbose=0, random_state=0)
         return reg.fit(X, y).net_.module_.state_dict()
 
+    calls = []
+    into = skbdl.nn._fast_bayesian._softplus_into
+    monkeypatch.setattr(
+        skbdl.nn._fast_bayesian, "_softplus_into", lambda *a: calls.append(1) or into(*a)
+    )
     private = weights()
+    assert calls  # the fast ELBO step ran
     monkeypatch.setattr(skbdl.nn._fast_bayesian, "_SOFTPLUS_OUT", None)
     public = weights()
     for name in private:
@@ -185,6 +203,7 @@ def test_heads_outside_the_declared_scope_train_through_autograd(kwargs):
     from skbdl.nn import StackedGaussianRegressionModule, StackedMLP
     from skbdl.nn._fast_ensemble import make_stacked_fast_step
 
+    kwargs = dict(kwargs)  # the parametrized dict is shared between runs
     width = 2 if kwargs.get("likelihood") != "fixed" else 1
     likelihood = kwargs.pop("likelihood", "heteroscedastic")
     head = GaussianRegressionModule(MLP(3, width, (8,)), 1, likelihood, **kwargs)

@@ -3,16 +3,14 @@ type and message, a fitted estimator's predictions bit-identical after the faile
 call, and inputs never mutated.  tests/test_validation.py goes deeper on MC dropout."""
 
 import copy
-import inspect
-import pkgutil
-from importlib import import_module
 
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
-from sklearn.base import BaseEstimator, is_classifier
+from sklearn.base import is_classifier
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import Interval, InvalidParameterError
+from test_common import public_predictors
 
 import skbdl
 
@@ -20,24 +18,6 @@ import skbdl
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 FAST = dict(hidden_layer_sizes=(8,), max_epochs=3, n_samples=4, verbose=0, calibrate=False)
-
-
-def public_predictors():
-    found = {}
-    for info in pkgutil.walk_packages(skbdl.__path__, prefix="skbdl."):
-        parts = info.name.split(".")[1:]
-        if any(p.startswith("_") for p in parts) or parts[0] == "benchmark":
-            continue
-        for name, obj in inspect.getmembers(import_module(info.name), inspect.isclass):
-            if (
-                issubclass(obj, BaseEstimator)
-                and obj.__module__.startswith("skbdl")
-                and not name.startswith("_")
-                and not inspect.isabstract(obj)
-                and hasattr(obj, "predict")
-            ):
-                found[name] = obj
-    return [found[name] for name in sorted(found)]
 
 
 PREDICTORS = public_predictors()
@@ -113,7 +93,7 @@ def test_bad_X_at_fit_keeps_the_fitted_model(fitted, data, case):
     state = {k: v for k, v in vars(fitted).items() if k.endswith("_")}
     bad = make_bad(X)
     with pytest.raises(error, match=match):
-        fitted.fit(bad, y[: len(bad)] if getattr(bad, "ndim", 1) else y)
+        fitted.fit(bad, y[: len(bad)])
     assert {k: v for k, v in vars(fitted).items() if k.endswith("_")}.keys() == state.keys()
     assert all(vars(fitted)[k] is v for k, v in state.items())
     assert_same_predictions(fitted, before, X)

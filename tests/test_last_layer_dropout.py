@@ -34,8 +34,7 @@ def test_head_is_trained_on_the_frozen_features(digits):
     assert all(torch.equal(before[k], after[k]) for k in before)
     head = clf.head_.module_
     assert head.linear.in_features == net.hidden_layer_sizes[-1] and head.dropout.p == 0.5
-    # The head's deterministic output on the network's features equals the network's
-    # output layer only if trained so; here: its accuracy is the network's.
+    # A new last layer trained on the frozen features: as accurate as the network's own.
     accuracy = np.mean(clf.predict(X[1000:]) == y[1000:])
     assert accuracy > np.mean(net.predict(X[1000:]) == y[1000:]) - 0.03
 
@@ -63,7 +62,7 @@ def test_regressor_in_target_units():
     np.testing.assert_allclose(u.total_var, u.aleatoric_var + u.epistemic_var)
 
 
-def test_inner_network_validated_and_user_network(digits):
+def test_inner_network_validated_and_last_layer_named(digits):
     X, y, _ = digits
     with pytest.raises(ValueError, match="n_samples"):
         LastLayerMCDropoutRegressor(MCDropoutRegressor(n_samples=0)).fit(X[:50], y[:50])

@@ -152,9 +152,11 @@ def test_default_dtype_float64_is_overridden_explicitly(diabetes):
         for cls, params in REGRESSORS:
             reg = cls(**params, **QUIET).fit(X, y)
             assert np.isfinite(reg.predict(X[:5], return_std=True)).all()
-            assert all(p.dtype == torch.float32 for p in reg.net_.module_.parameters()) or (
-                cls is PBPRegressor
-            )
+            if cls is PBPRegressor:  # moment propagation in float64, its documented dtype
+                tensors, dtype = list(reg.net_.module_.buffers()), torch.float64
+            else:
+                tensors, dtype = list(reg.net_.module_.parameters()), torch.float32
+            assert tensors and all(t.dtype == dtype for t in tensors)
             assert torch.get_default_dtype() == torch.float64  # left as the caller set it
     finally:
         torch.set_default_dtype(previous)
@@ -205,24 +207,3 @@ def test_fit_and_predict_leave_torch_global_generator_alone(
     np.testing.assert_array_equal(est.predict(X[:5]), reference)  # still reproducible
     est.predict_uncertainty(X[:5])
     assert torch.equal(torch.get_rng_state(), before)
-
-
-def test_another_threads_stream_is_untouched_by_a_fit(diabetes):
-    X, y = diabetes
-
-    def draws():
-        torch.manual_seed(123)
-        out = []
-        for _ in range(200):
-            out.append(torch.rand(50))
-            started.wait(0.0005)
-        return torch.cat(out)
-
-    started = threading.Event()
-    alone = draws()
-    result = {}
-    thread = threading.Thread(target=lambda: result.setdefault("draws", draws()))
-    thread.start()
-    MCDropoutRegressor(max_epochs=10, **QUIET).fit(X, y)
-    thread.join()
-    assert torch.equal(result["draws"], alone)

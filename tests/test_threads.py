@@ -10,18 +10,16 @@ module as it found it, and copies of a fitted estimator must predict identically
 
 import copy
 import functools
-import inspect
 import pickle
-import pkgutil
 import threading
-from importlib import import_module
 
 import numpy as np
 import pytest
 import torch
 from numpy.testing import assert_array_equal
-from sklearn.base import BaseEstimator, clone, is_classifier
+from sklearn.base import clone, is_classifier
 from sklearn.datasets import make_blobs
+from test_common import public_predictors
 from torch import nn
 from torch.nn import functional as F
 
@@ -31,26 +29,6 @@ N_THREADS = 4
 FAST = dict(hidden_layer_sizes=(16,), max_epochs=8, lr=0.01, n_samples=10)
 #: FAST for a user module (the default network's width does not apply to it).
 MODULE_FAST = {k: v for k, v in FAST.items() if k != "hidden_layer_sizes"}
-
-
-def public_estimators():
-    """Every public predictor class defined in the skbdl package (the benchmark
-    harness's baselines wrap other libraries; transformers have no prediction)."""
-    found = {}
-    for info in pkgutil.walk_packages(skbdl.__path__, prefix="skbdl."):
-        parts = info.name.split(".")[1:]
-        if any(part.startswith("_") for part in parts) or parts[0] == "benchmark":
-            continue
-        for name, obj in inspect.getmembers(import_module(info.name), inspect.isclass):
-            if (
-                issubclass(obj, BaseEstimator)
-                and obj.__module__.startswith("skbdl")
-                and not name.startswith("_")
-                and not inspect.isabstract(obj)
-                and hasattr(obj, "predict")
-            ):
-                found[name] = obj
-    return [found[name] for name in sorted(found)]
 
 
 # ------------------------------------------------------- networks of other kinds
@@ -117,7 +95,7 @@ def _default_case(cls):
     return cls(**params, random_state=0)
 
 
-CASES = {cls.__name__: functools.partial(_default_case, cls) for cls in public_estimators()}
+CASES = {cls.__name__: functools.partial(_default_case, cls) for cls in public_predictors()}
 CASES.update(
     {
         "MCDropoutClassifier-alpha-dropout": lambda: skbdl.MCDropoutClassifier(

@@ -524,18 +524,28 @@ class BasePredictor(PersistenceMixin, BaseEstimator, metaclass=ABCMeta):
         )
 
     def _predict_rows(
-        self, X, n_samples=None, reduce=None, sampler=None, rows_axis=0, deterministic=False
+        self,
+        X,
+        n_samples=None,
+        reduce=None,
+        sampler=None,
+        rows_axis=0,
+        deterministic=False,
+        validated=False,
     ):
         """Run the chunks, reduce each on the device, assemble the results on the host.
 
-        ``reduce(outputs)`` turns a chunk's outputs into a tensor or a tuple of
-        tensors whose axis ``rows_axis`` indexes the chunk's rows (``None``: the
-        outputs themselves, draws first, rows on axis 1).  Only what it returns
-        leaves the device.  Returns a tuple of float64 numpy arrays, one per part,
-        over all rows.  ``deterministic``: see :meth:`_device_chunks`.
+        The one place that assembles chunks.  ``reduce(outputs)`` turns a chunk's
+        outputs into a tensor or a tuple of tensors whose axis ``rows_axis`` indexes
+        the chunk's rows (``None``: the outputs themselves, draws first, rows on axis
+        1, so pass ``rows_axis=1``).  Only what it returns leaves the device.
+        Returns a tuple of float64 numpy arrays, one per part, over all rows.
+        ``validated`` and ``deterministic``: see :meth:`_device_chunks`.
         """
         result = None
-        chunks = self._device_chunks(X, n_samples, sampler, deterministic=deterministic)
+        chunks = self._device_chunks(
+            X, n_samples, sampler, validated=validated, deterministic=deterministic
+        )
         for chunk, n_rows, out in chunks:
             parts = out if reduce is None else reduce(out)
             parts = parts if isinstance(parts, tuple) else (parts,)
@@ -551,8 +561,9 @@ class BasePredictor(PersistenceMixin, BaseEstimator, metaclass=ABCMeta):
 
     def _iter_samples(self, X, n_samples=None, sampler=None, validated=False):
         """Yield ``(row_slice, outputs, n_rows)`` over row chunks, outputs as float64
-        numpy with draws on axis 0 (raw outputs in standardised units: what
-        calibration fits on).  See :meth:`_device_chunks`."""
+        numpy with draws on axis 0 (raw outputs in standardised units).  See
+        :meth:`_device_chunks`.  To assemble every row, use :meth:`_predict_rows`
+        (``rows_axis=1`` for raw draws), the one assembly of chunks."""
         for chunk, n_rows, out in self._device_chunks(X, n_samples, sampler, validated):
             yield chunk, _to_numpy(out), n_rows
 
@@ -619,9 +630,7 @@ class BayesianClassifierMixin(ClassifierMixin):
     def _fit_calibration(self, X_valid, y_valid, sample_weight=None):
         """Temperature scaling (Guo et al. 2017) of every draw's logits, fitted by the
         (``sample_weight``-weighted) NLL of the model average on the held-out rows."""
-        logits = np.concatenate(
-            [out for _, out, _ in self._iter_samples(X_valid, validated=True)], axis=1
-        )
+        (logits,) = self._predict_rows(X_valid, rows_axis=1, validated=True)
         labels = np.searchsorted(self.classes_, y_valid)
         log_temperature = fit_log_temperature(logits, labels, sample_weight=sample_weight)
         if log_temperature == _LOG_FACTOR_BOUNDS[0]:  # fit_log_temperature: no maximum
@@ -930,9 +939,7 @@ class BayesianRegressorMixin(RegressorMixin):
         """Variance scaling (Levi et al. 2019; Kuleshov et al. 2018), one factor per
         target, fitted by the (``sample_weight``-weighted) NLL of the predictive
         mixture on the held-out rows."""
-        outs = [out for _, out, _ in self._iter_samples(X_valid, validated=True)]
-        mean = np.concatenate([m for m, _ in outs], axis=1)
-        var = np.concatenate([v for _, v in outs], axis=1)
+        mean, var = self._predict_rows(X_valid, rows_axis=1, validated=True)
         y_std = (y_valid.reshape(len(y_valid), -1) - self.y_mean_) / self.y_scale_
         self.calibration_scale_ = np.exp(
             [

@@ -322,7 +322,8 @@ class DivergenceCheck(Callback):
     diverged, finite or not.  The parameters and the network's outputs on the
     probe rows must be finite too, which catches a run whose loss stayed finite
     while its weights or predicted variances overflowed.  The error names the
-    epoch and the settings to change.
+    epoch and the settings to change.  The checks cost two forward passes over the
+    probe rows: one before training, one after.
 
     Parameters
     ----------
@@ -350,28 +351,43 @@ class DivergenceCheck(Callback):
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         self.initial_loss_ = self._reference_loss(net, X, y)
 
-    def _reference_loss(self, net, X, y):
-        """The untrained network's loss on the first ``probe_rows`` rows (eval mode, so
-        no random draws are consumed), or None where it cannot be computed (PBP has
-        no criterion; data that are not in-memory tensors)."""
-        if getattr(net, "criterion_", None) is None:
-            return None
+    def _probe(self, net, X, y):
+        """The first ``probe_rows`` training rows on the net's device, ``(X, y)`` with
+        ``X`` dense (``y`` None where it is not a tensor), or None where the data are
+        not in-memory tensors."""
         tensors = _as_tensors(X)
         if tensors is not None:
             X, y = tensors[:2]  # (X, y) or (X, y, sample_weight)
-        if not isinstance(X, (torch.Tensor, SparseRows)) or not isinstance(y, torch.Tensor):
+        if not isinstance(X, (torch.Tensor, SparseRows)):
             return None
+        rows = slice(0, self.probe_rows)
+        y0 = y[rows].to(net.device) if isinstance(y, torch.Tensor) else None
+        return as_dense(X[rows].to(net.device)), y0
+
+    @staticmethod
+    def _outputs(net, X0):
+        """The network's outputs on ``X0`` in eval mode (no random draws consumed)."""
         training = net.module_.training
         net.module_.eval()
         try:
             with torch.no_grad():
-                rows = slice(0, self.probe_rows)
-                X0 = as_dense(X[rows].to(net.device))
-                loss = float(net.get_loss(net.module_(X0), y[rows].to(net.device), X=X0))
-        except Exception:  # a user's module or criterion that needs more than (X, y)
-            return None
+                return net.module_(X0)
         finally:
             net.module_.train(training)
+
+    def _reference_loss(self, net, X, y):
+        """The untrained network's loss on the probe rows, or None where it cannot be
+        computed (PBP has no criterion; data that are not in-memory tensors)."""
+        if getattr(net, "criterion_", None) is None:
+            return None
+        probe = self._probe(net, X, y)
+        if probe is None or probe[1] is None:
+            return None
+        X0, y0 = probe
+        try:
+            loss = float(net.get_loss(self._outputs(net, X0), y0, X=X0))
+        except Exception:  # a user's module or criterion that needs more than (X, y)
+            return None
         return loss if math.isfinite(loss) else None
 
     def _limit(self, factor):
@@ -387,19 +403,14 @@ class DivergenceCheck(Callback):
             f"{limit:.4g}). {self._ADVICE}"
         )
 
-    def _warn_if_no_better_than_null(self, net, X, y):
-        """A ConvergenceWarning when the trained network (eval mode) fits the probe
-        rows no better than the null model: the class frequencies for a
-        classifier, the mean (with unit variance) of the standardised targets for
-        a Gaussian regressor.  Such a fit is useless, finite or not (a learning rate
-        so large that training settles on a constant, say)."""
-        if getattr(self, "initial_loss_", None) is None:
+    def _warn_if_no_better_than_null(self, net, outputs, y0):
+        """A ConvergenceWarning when the trained network's ``outputs`` (eval mode) on
+        the probe rows fit their targets ``y0`` no better than the null model: the
+        class frequencies for a classifier, the mean (with unit variance) of the
+        standardised targets for a Gaussian regressor.  Such a fit is useless, finite
+        or not (a learning rate so large that training settles on a constant, say)."""
+        if getattr(self, "initial_loss_", None) is None or y0 is None:
             return
-        tensors = _as_tensors(X)
-        if tensors is not None:
-            X, y = tensors[:2]  # (X, y) or (X, y, sample_weight)
-        rows = slice(0, self.probe_rows)
-        y0 = y[rows].to(net.device)
         null_loss = getattr(net.criterion_, "null_loss", None)
         if null_loss is not None:  # a criterion that knows its null model's loss
             null = null_loss(y0)
@@ -416,16 +427,11 @@ class DivergenceCheck(Callback):
             getattr(module, "body", None), "n_members", 1
         )
         null *= n_members  # the stacked losses sum the members' mean losses
-        training = module.training
-        module.eval()
         try:
             with torch.no_grad():
-                X0 = as_dense(X[rows].to(net.device))
-                fitted = float(net.criterion_(module(X0), y0))
+                fitted = float(net.criterion_(outputs, y0))
         except Exception:
             return
-        finally:
-            module.train(training)
         if math.isfinite(fitted) and fitted >= null:
             warnings.warn(
                 f"Training did not converge: the trained network's loss on the training "
@@ -454,24 +460,20 @@ class DivergenceCheck(Callback):
             loss = net.history[-1].get("train_loss", 0.0)
             if loss > limit:
                 self._raise_above(loss, len(net.history), limit, "after the last,")
-        self._warn_if_no_better_than_null(net, X, y)
         if not all(torch.isfinite(p).all() for p in net.module_.parameters()):
             raise DivergenceError(f"Training diverged: some weights are not finite. {self._ADVICE}")
-        tensors = _as_tensors(X)
-        if tensors is not None:
-            X = tensors[0]
-        if isinstance(X, (torch.Tensor, SparseRows)):
-            training = net.module_.training
-            net.module_.eval()
-            with torch.no_grad():
-                out = net.module_(as_dense(X[:256].to(net.device)))
-            net.module_.train(training)
-            outputs = out if isinstance(out, tuple) else (out,)
-            if not all(torch.isfinite(o).all() for o in outputs):
-                raise DivergenceError(
-                    "Training diverged: the trained network's outputs on the training "
-                    f"data are not finite. {self._ADVICE}"
-                )
+        probe = self._probe(net, X, y)
+        if probe is None:
+            return
+        # One pass of the trained network over the probe rows serves both checks.
+        outputs = self._outputs(net, probe[0])
+        self._warn_if_no_better_than_null(net, outputs, probe[1])
+        parts = outputs if isinstance(outputs, tuple) else (outputs,)
+        if not all(torch.isfinite(o).all() for o in parts):
+            raise DivergenceError(
+                "Training diverged: the trained network's outputs on the training "
+                f"data are not finite. {self._ADVICE}"
+            )
 
 
 class EpochProgressBar(Callback):

@@ -687,11 +687,17 @@ class SkbdlNet(NeuralNet):
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         super().on_train_begin(net, X=X, y=y, **kwargs)
-        if self._fast_step is None and self._extra_loss is None and not self._closure:
-            self._fast_step = make_fast_step(self.module_, self.criterion_)
+        self._fast_step = None
+        if self._extra_loss is None and not self._closure:
+            self._fast_step = self._make_fast_step()
         self._fast_optimizer_step = self.optimizer_.step
         if self._fast_step is not None and _FusedAdamStep.supports(self.optimizer_):
             self._fast_optimizer_step = _FusedAdamStep(self.optimizer_).step
+
+    def _make_fast_step(self):
+        """The hand-written training step for this module and criterion
+        (:func:`skbdl.nn._fast.make_fast_step`), or None to train through autograd."""
+        return make_fast_step(self.module_, self.criterion_)
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
         super().on_train_end(net, X=X, y=y, **kwargs)

@@ -26,7 +26,7 @@ from ._training import (
 )
 from .nn import BayesianMLP, GaussianPrior, Prior, ScaleMixturePrior
 from .nn._bayesian import bayesian_layers, kl_divergence, sampled_network
-from .nn._fast_bayesian import make_fast_elbo_step
+from .nn._fast import make_fast_step
 
 
 class _ELBONet(_SkbdlNet):
@@ -52,11 +52,8 @@ class _ELBONet(_SkbdlNet):
         self.targets_per_row = targets_per_row
         self.kl_annealing_ = 1.0
 
-    def on_train_begin(self, net, X=None, y=None, **kwargs):
-        super().on_train_begin(net, X=X, y=y, **kwargs)
-        self._fast_step = None
-        if not self._closure and self._extra_loss is None:
-            self._fast_step = make_fast_elbo_step(self.module_, self.criterion_, self._kl_scale)
+    def _make_fast_step(self):
+        return make_fast_step(self.module_, self.criterion_, self._kl_scale)
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
         if self._fast_step is not None:

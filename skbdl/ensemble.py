@@ -52,7 +52,6 @@ from .nn import (
     StackedMLP,
     VmapEnsemble,
 )
-from .nn._fast_ensemble import make_stacked_fast_step
 from .nn._mlp import _AutogradGaussianNLLLoss
 from .nn._random import GLOBAL_RNG_LOCK, training_generators
 from .nn._views import module_view
@@ -264,11 +263,9 @@ class _EnsembleNet(_net.SkbdlNet):
         self.bootstrap = bootstrap
         self.adversarial_epsilon = adversarial_epsilon
 
-    def on_train_begin(self, net, X=None, y=None, **kwargs):
-        super().on_train_begin(net, X=X, y=y, **kwargs)
-        self._fast_step = None
-        if self.adversarial_epsilon is None and not self._closure and self._extra_loss is None:
-            self._fast_step = make_stacked_fast_step(self.module_, self.criterion_)
+    def _make_fast_step(self):
+        # Adversarial training differentiates with respect to the inputs: autograd.
+        return super()._make_fast_step() if self.adversarial_epsilon is None else None
 
     def get_iterator(self, dataset, training=False):
         tensors = _net._as_tensors(dataset) if training else None

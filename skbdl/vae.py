@@ -31,6 +31,7 @@ from ._net import DivergenceError
 from ._persistence import PersistenceMixin
 from ._training import _torch_threads, resolve_training_budget
 from .nn import ACTIVATIONS, MLP
+from .nn._bayesian import gaussian_kl
 from .uncertainty import HALF_LOG_2PI, gaussian_nll_terms
 
 __all__ = ["VariationalAutoencoder"]
@@ -66,7 +67,7 @@ def _gaussian_kl_divergence(mu, log_var):
     kl : torch.Tensor of shape (n_rows,)
         In nats.
     """
-    return 0.5 * (mu.square() + log_var.exp() - 1.0 - log_var).sum(dim=-1)
+    return gaussian_kl(mu, log_var.exp(), log_var, dim=-1)
 
 
 class _VAEModule(nn.Module):

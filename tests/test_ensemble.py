@@ -28,7 +28,7 @@ from skbdl.nn import (
     StackedMLP,
     VmapEnsemble,
 )
-from skbdl.nn._fast_ensemble import make_stacked_fast_step
+from skbdl.nn._fast import make_fast_step
 
 FAST = dict(hidden_layer_sizes=(8,), max_epochs=6, lr=0.01, batch_size=16)
 #: FAST for a user module (the default network's width does not apply to it).
@@ -408,7 +408,7 @@ def test_stacked_fast_step_matches_autograd(activation, hidden, task):
             with torch.no_grad():
                 module.log_noise_var.normal_()
         criterion, y = EnsembleGaussianNLLLoss(), torch.randn(n_members, 11, n_targets)
-    step = make_stacked_fast_step(module, criterion)
+    step = make_fast_step(module, criterion)
     assert step is not None
     ref_loss, ref_grads = _grads(module, None, X, y, criterion)
     fast_loss, fast_grads = _grads(module, step, X, y, criterion)

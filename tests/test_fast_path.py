@@ -100,11 +100,11 @@ def test_direct_fused_adam_equals_the_optimizer_step(monkeypatch, optimizer):
 
 
 # ----------------------------------------------- the direct fused-Adam optimiser step
-def _fitted_weights(monkeypatch, kernels_available):
+def _fitted_weights(monkeypatch, kernels_available, estimator="MCDropoutRegressor"):
     import numpy as np
 
+    import skbdl
     import skbdl._net
-    from skbdl import MCDropoutRegressor
 
     if not kernels_available:  # as on a torch release without the private kernels
         monkeypatch.setattr(skbdl._net, "_FUSED_KERNELS", dict.fromkeys(skbdl._net._FUSED_KERNELS))
@@ -114,17 +114,22 @@ def _fitted_weights(monkeypatch, kernels_available):
         skbdl._net._FusedAdamStep, "step", lambda self: calls.append(1) or step(self)
     )
     X = np.random.RandomState(0).randn(200, 4)
-    reg = MCDropoutRegressor(max_epochs=5, calibrate=False, verbose=0, random_state=0)
+    reg = getattr(skbdl, estimator)(max_epochs=5, calibrate=False, verbose=0, random_state=0)
     reg.fit(X, X[:, 0] - X[:, 1])
+    monkeypatch.undo()
     assert bool(calls) == kernels_available  # the direct step ran exactly when it could
     return {k: v.clone() for k, v in reg.net_.module_.state_dict().items()}, reg
 
 
-def test_direct_fused_step_equals_the_public_optimizer_step(monkeypatch):
+@pytest.mark.parametrize(
+    "estimator", ["MCDropoutRegressor", "DeepEnsembleRegressor", "BayesianMLPRegressor"]
+)
+def test_direct_fused_step_equals_the_public_optimizer_step(monkeypatch, estimator):
     """The direct kernel call and the public ``Adam(fused=True).step()`` (used where a
-    torch release lacks the private kernels) give bit-identical training."""
-    direct, _ = _fitted_weights(monkeypatch, kernels_available=True)
-    public, _ = _fitted_weights(monkeypatch, kernels_available=False)
+    torch release lacks the private kernels) give bit-identical training, for every
+    network the hand-written step trains (single, stacked, Bayesian)."""
+    direct, _ = _fitted_weights(monkeypatch, True, estimator)
+    public, _ = _fitted_weights(monkeypatch, False, estimator)
     assert direct.keys() == public.keys()
     for name in direct:
         assert torch.equal(direct[name], public[name]), name
@@ -169,7 +174,7 @@ def test_bayes_by_backprop_fast_step_without_private_softplus(monkeypatch):
     fallback train bit-identically."""
     import numpy as np
 
-    import skbdl.nn._fast_bayesian
+    import skbdl.nn._fast
     from skbdl import BayesianMLPRegressor
 
     X = np.random.RandomState(0).randn(150, 3)
@@ -180,13 +185,11 @@ def test_bayes_by_backprop_fast_step_without_private_softplus(monkeypatch):
         return reg.fit(X, y).net_.module_.state_dict()
 
     calls = []
-    into = skbdl.nn._fast_bayesian._softplus_into
-    monkeypatch.setattr(
-        skbdl.nn._fast_bayesian, "_softplus_into", lambda *a: calls.append(1) or into(*a)
-    )
+    into = skbdl.nn._fast._softplus_into
+    monkeypatch.setattr(skbdl.nn._fast, "_softplus_into", lambda *a: calls.append(1) or into(*a))
     private = weights()
     assert calls  # the fast ELBO step ran
-    monkeypatch.setattr(skbdl.nn._fast_bayesian, "_SOFTPLUS_OUT", None)
+    monkeypatch.setattr(skbdl.nn._fast, "_SOFTPLUS_OUT", None)
     public = weights()
     for name in private:
         assert torch.equal(private[name], public[name]), name
@@ -201,7 +204,7 @@ def test_heads_outside_the_declared_scope_train_through_autograd(kwargs):
     """The hand-written steps differentiate learned or predicted variances without an
     output activation; any other Gaussian head gets no fast step (autograd)."""
     from skbdl.nn import StackedGaussianRegressionModule, StackedMLP
-    from skbdl.nn._fast_ensemble import make_stacked_fast_step
+    from skbdl.nn._fast import make_fast_step
 
     kwargs = dict(kwargs)  # the parametrized dict is shared between runs
     width = 2 if kwargs.get("likelihood") != "fixed" else 1
@@ -213,7 +216,7 @@ def test_heads_outside_the_declared_scope_train_through_autograd(kwargs):
     )
     from skbdl.nn import EnsembleGaussianNLLLoss
 
-    assert make_stacked_fast_step(stacked, EnsembleGaussianNLLLoss()) is None
+    assert make_fast_step(stacked, EnsembleGaussianNLLLoss()) is None
     plain = GaussianRegressionModule(MLP(3, 2, (8,)), 1, "heteroscedastic")
     assert make_fast_step(plain, GaussianNLLLoss()) is not None
 

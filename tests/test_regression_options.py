@@ -17,9 +17,6 @@ from skbdl import (
     MCDropoutRegressor,
 )
 from skbdl.nn import MLP, GaussianRegressionModule
-from skbdl.nn._fast import make_fast_step
-from skbdl.nn._fast_bayesian import make_fast_elbo_step
-from skbdl.nn._fast_ensemble import make_stacked_fast_step
 
 FAST = dict(batch_size=32, random_state=0, verbose=0, calibrate=False)
 ESTIMATORS = {
@@ -46,12 +43,8 @@ def data():
 
 
 def _fast_step(est):
-    module, criterion = est.net_.module_, est.net_.criterion_
-    if isinstance(est, DeepEnsembleRegressor):
-        return make_stacked_fast_step(module, criterion)
-    if isinstance(est, BayesianMLPRegressor):
-        return make_fast_elbo_step(module, criterion, lambda: 0.0)
-    return make_fast_step(module, criterion)
+    """The hand-written step the estimator's training would use (None: autograd)."""
+    return est.net_._make_fast_step()
 
 
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))

@@ -69,6 +69,41 @@ class Prior(ABC):
         """``KL(N(mu, sigma^2) || prior)`` summed over all entries (a scalar tensor)."""
 
 
+def gaussian_kl(mu, var, log_var, prior_var=1.0, dim=None):
+    """``KL(N(mu, var) || N(0, prior_var))``, element-wise, summed over ``dim``.
+
+    ``0.5 * sum((var + mu^2) / prior_var - 1 - log_var + log prior_var)``: the one
+    closed form of the KL terms of Bayes by Backprop (:class:`GaussianPrior`, its
+    hand-written training step) and of the variational autoencoder.
+
+    Parameters
+    ----------
+    mu, var, log_var : torch.Tensor
+        Means, variances and log variances of the factorised Gaussian (one shape).
+    prior_var : float, default=1.0
+        Variance of the zero-mean prior.
+    dim : int, optional
+        The axis to sum over; all entries when None.
+
+    Returns
+    -------
+    kl : torch.Tensor
+        A scalar, or the input's shape without ``dim``.
+    """
+    terms = (var + mu.square()) / prior_var - log_var
+    if dim is None:
+        total, count = terms.sum(), terms.numel()
+    else:
+        total, count = terms.sum(dim), terms.shape[dim]
+    return 0.5 * (total + count * (math.log(prior_var) - 1.0))
+
+
+def gaussian_neg_entropy(log_sigma_sum, count):
+    """Negative entropy of ``count`` independent Gaussians whose log standard
+    deviations sum to ``log_sigma_sum``: ``-sum(log sigma) - count (1/2 + log 2 pi / 2)``."""
+    return -log_sigma_sum - count * (0.5 + _HALF_LOG_2PI)
+
+
 def _check_positive(name, value):
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a positive number; got {value!r}.")
@@ -133,11 +168,7 @@ class GaussianPrior(Prior):
         kl : torch.Tensor
             A scalar: ``sum(log(scale / sigma) + (sigma^2 + mu^2) / (2 scale^2) - 1/2)``.
         """
-        return (
-            (sigma.square() + mu.square()).sum() / (2 * self.scale**2)
-            - sigma.log().sum()
-            + mu.numel() * (math.log(self.scale) - 0.5)
-        )
+        return gaussian_kl(mu, sigma.square(), 2 * sigma.log(), self.scale**2)
 
 
 @dataclass(frozen=True)
@@ -200,9 +231,22 @@ class ScaleMixturePrior(Prior):
         log_prob : torch.Tensor
             Same shape as ``weight``.
         """
-        wide = GaussianPrior(self.scale1).log_prob(weight) + math.log(self.weight)
-        narrow = GaussianPrior(self.scale2).log_prob(weight) + math.log1p(-self.weight)
-        return torch.logaddexp(wide, narrow)
+        weight_sq = weight.square()
+        return self._narrow_log_prob(weight_sq) + F.softplus(self._log_wide_ratio(weight_sq))
+
+    def _narrow_log_prob(self, weight_sq):
+        """``log((1 - weight) N(w; 0, scale2^2))`` from ``w^2``."""
+        return weight_sq * (-0.5 / self.scale2**2) + (
+            math.log1p(-self.weight) - math.log(self.scale2) - _HALF_LOG_2PI
+        )
+
+    def _log_wide_ratio(self, weight_sq):
+        """``log(weight N(w; 0, scale1^2) / ((1 - weight) N(w; 0, scale2^2)))`` from
+        ``w^2``; its sigmoid is the wide component's responsibility for ``w``."""
+        p1, p2 = 1.0 / self.scale1**2, 1.0 / self.scale2**2
+        return weight_sq * (0.5 * (p2 - p1)) + (
+            math.log(self.weight / (1 - self.weight)) + math.log(self.scale2 / self.scale1)
+        )
 
     def kl_divergence(self, mu, sigma):
         """One-sample Monte Carlo estimate of ``KL(N(mu, sigma^2) || prior)``, summed.
@@ -220,8 +264,7 @@ class ScaleMixturePrior(Prior):
             fit); unbiased, differentiable in ``mu`` and ``sigma``.
         """
         sample = mu + sigma * randn_like(mu)
-        neg_entropy = -sigma.log().sum() - mu.numel() * (0.5 + _HALF_LOG_2PI)
-        return neg_entropy - self.log_prob(sample).sum()
+        return gaussian_neg_entropy(sigma.log().sum(), mu.numel()) - self.log_prob(sample).sum()
 
 
 def _rho(scale):

@@ -210,7 +210,7 @@ class GaussianNLLLoss(nn.Module):
 
 class _AutogradGaussianNLLLoss(GaussianNLLLoss):
     """:class:`GaussianNLLLoss` for a head with options that the hand-written
-    training steps (``skbdl.nn._fast*``) do not implement: a fixed noise variance
+    training steps (``skbdl.nn._fast``) do not implement: a fixed noise variance
     (``likelihood='fixed'``), an ``output_activation``.  The same loss; a type of its
     own, so that those steps leave the head to autograd.  It knows its null model's
     loss for the convergence check: the mean (0, standardised) predicted with the

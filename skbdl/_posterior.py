@@ -79,22 +79,43 @@ class AllWeights(WeightSubset):
         return [n for n, p in module.named_parameters() if p.requires_grad]
 
 
+def last_linear(module, name=None):
+    """``(name, layer)``: the ``nn.Linear`` layer of ``module`` named ``name`` (as in
+    ``module.get_submodule``), or for ``None`` the last one ``module`` registers;
+    a ValueError, listing the network's linear layers, when there is none."""
+    if name is None:
+        linears = [(n, m) for n, m in module.named_modules() if isinstance(m, nn.Linear)]
+        if not linears:
+            raise ValueError(
+                f"The network {type(module).__name__} has no torch.nn.Linear layer; a "
+                "last-layer posterior needs the linear layer that maps the penultimate "
+                "features to the outputs."
+            )
+        return linears[-1]
+    try:
+        layer = module.get_submodule(name)
+    except AttributeError:
+        linear_names = [n for n, m in module.named_modules() if isinstance(m, nn.Linear)]
+        raise ValueError(
+            f"last_layer={name!r} names no layer of the network "
+            f"{type(module).__name__}; its torch.nn.Linear layers are {linear_names}."
+        ) from None
+    if not isinstance(layer, nn.Linear):
+        raise ValueError(
+            f"last_layer must name a torch.nn.Linear layer; {name!r} is a {type(layer).__name__}."
+        )
+    return name, layer
+
+
 class LastLayer(WeightSubset):
-    """The weight and bias of the last ``nn.Linear`` layer (or the one named)."""
+    """The weight and bias of the last ``nn.Linear`` layer (or the one named; see
+    :func:`last_linear`)."""
 
     def __init__(self, name=None):
         self.name = name
 
     def names(self, module):
-        name = self.name
-        if name is None:
-            linears = [n for n, m in module.named_modules() if isinstance(m, nn.Linear)]
-            if not linears:
-                raise ValueError(
-                    f"The network {type(module).__name__} has no torch.nn.Linear layer."
-                )
-            name = linears[-1]
-        layer = module.get_submodule(name)
+        name, layer = last_linear(module, self.name)
         biases = [_qualified(name, "bias")] if layer.bias is not None else []
         return [_qualified(name, "weight"), *biases]
 

@@ -2,6 +2,7 @@
 estimators share (the ``estimator=`` argument, its default network, fitting or
 freezing it, and prediction from a posterior module)."""
 
+import copy
 import math
 import numbers
 
@@ -108,6 +109,23 @@ def transformed(transform, X):
         return X
     rows = transform.transform(X.detach().cpu().numpy())
     return torch.as_tensor(np.asarray(rows), device=X.device)
+
+
+def float64_copy(network, transform, X_probe):
+    """``(network, dtype)``: a float64 copy of ``network`` in eval mode, when it runs
+    in float64 (tried on ``X_probe``, a tensor of a few rows, after ``transform``),
+    else ``network`` itself and float32.
+
+    In float64 the posterior's predictions do not depend on how rows are batched
+    (float32 matrix products round differently for different batch sizes).
+    """
+    try:
+        copy64 = copy.deepcopy(network).to(torch.float64).eval()
+        with torch.no_grad():
+            copy64(transformed(transform, X_probe).to(torch.float64))
+        return copy64, torch.float64
+    except Exception:  # e.g. a module that builds float32 tensors in forward
+        return network, torch.float32
 
 
 class BasePostHoc(MetaEstimatorMixin, BasePredictor):

@@ -1,6 +1,5 @@
 """Laplace approximation over all the weights of a trained network (linearised)."""
 
-import copy
 import numbers
 
 import numpy as np
@@ -25,6 +24,7 @@ from ._posthoc import (
     BasePostHoc,
     ProbitPredictiveMixin,
     default_network,
+    float64_copy,
     transformed,
     unwrap,
 )
@@ -44,7 +44,8 @@ class _LinearisedNetwork(nn.Module):
     under a Gaussian posterior: ``f_lin(x; theta) = f(x; theta*) + J(x) (theta -
     theta*)``, with ``J`` the Jacobian of the first ``n_outputs`` outputs with respect
     to the weights ``names`` and ``covariance`` a :class:`skbdl._posterior.Covariance`.
-    The network runs as a float64 copy when it can (after a pipeline's transformers).
+    The network runs as a float64 copy when it can (:func:`skbdl._posthoc.float64_copy`;
+    after a pipeline's transformers).
     """
 
     def __init__(self, network, transform, names, covariance, n_outputs, dtype):
@@ -53,17 +54,6 @@ class _LinearisedNetwork(nn.Module):
         self.covariance, self.n_outputs, self.dtype = covariance, n_outputs, dtype
         self.noise = None  # None, 'constant' (noise_constant) or 'heteroscedastic'
         self.register_buffer("noise_constant", None)
-
-    @staticmethod
-    def copy_network(network, transform, X_probe):
-        """``(network, dtype)``: a float64 copy when the network allows, else itself."""
-        try:
-            copy64 = copy.deepcopy(network).to(torch.float64).eval()
-            with torch.no_grad():
-                copy64(transformed(transform, X_probe).to(torch.float64))
-            return copy64, torch.float64
-        except Exception:  # e.g. a module that builds float32 tensors in forward
-            return network, torch.float32
 
     def inputs(self, X):
         return transformed(self.transform, X).to(self.dtype)
@@ -142,7 +132,7 @@ class _BaseLaplace(BasePostHoc):
         ``y``)."""
         network, device, transform, _ = unwrap(estimator)
         X_tensor = torch.tensor(np.ascontiguousarray(X, dtype=np.float32), device=device)
-        network, dtype = _LinearisedNetwork.copy_network(network, transform, X_tensor[:2])
+        network, dtype = float64_copy(network, transform, X_tensor[:2])
         subset = AllWeights() if self.subset_of_weights == "all" else LastLayer()
         names = subset.names(network)
         head = _LinearisedNetwork(network, transform, names, None, n_outputs, dtype)

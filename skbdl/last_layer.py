@@ -1,6 +1,5 @@
 """Bayesian last layers for trained networks: no retraining, closed-form posteriors."""
 
-import copy
 import math
 import numbers
 import warnings
@@ -19,6 +18,7 @@ from ._posterior import (
     FullCurvature,
     _RecordInput,
     laplace_prior_precision,
+    last_linear,
     log_marginal_likelihood,
     probit_log_proba,
 )
@@ -28,6 +28,7 @@ from ._posthoc import (
     BasePostHoc,
     ProbitPredictiveMixin,
     default_network,
+    float64_copy,
     transformed,
     unwrap,
 )
@@ -47,33 +48,6 @@ _PRIOR_PRECISION_GRID = np.logspace(-4.0, 4.0, 81)
 
 
 # ------------------------------------------------------------------ the network
-def _last_linear(module, name):
-    """The ``nn.Linear`` whose input is the penultimate representation."""
-    if name is not None:
-        try:
-            layer = module.get_submodule(name)
-        except AttributeError:
-            linear_names = [n for n, m in module.named_modules() if isinstance(m, nn.Linear)]
-            raise ValueError(
-                f"last_layer={name!r} names no layer of the network "
-                f"{type(module).__name__}; its torch.nn.Linear layers are {linear_names}."
-            ) from None
-    else:
-        linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
-        if not linears:
-            raise ValueError(
-                f"The network {type(module).__name__} has no torch.nn.Linear layer; pass "
-                "last_layer='name' naming the linear layer that maps the penultimate "
-                "features to the outputs."
-            )
-        layer = linears[-1]
-    if not isinstance(layer, nn.Linear):
-        raise ValueError(
-            f"last_layer must name a torch.nn.Linear layer; {name!r} is a {type(layer).__name__}."
-        )
-    return layer
-
-
 class _FeatureNetwork(nn.Module):
     """A trained network read up to the input of its last linear layer.
 
@@ -82,10 +56,8 @@ class _FeatureNetwork(nn.Module):
     the input of ``layer``, i.e. the penultimate features.  The network is never
     changed: each call runs a view of it in eval mode whose ``layer`` also records
     its input for that call only (no hooks, so concurrent calls are safe).
-    :meth:`build` runs a float64 copy of it when the network allows (so that the
-    features, and the predictions, do not depend on how rows are batched: float32
-    matrix products round differently for different batch sizes), else the network
-    itself.
+    :meth:`build` runs a float64 copy of it when the network allows
+    (:func:`skbdl._posthoc.float64_copy`), else the network itself.
     """
 
     def __init__(self, network, layer, transform=None, dtype=torch.float32):
@@ -96,15 +68,9 @@ class _FeatureNetwork(nn.Module):
         self.dtype = dtype
 
     @classmethod
-    def build(cls, network, layer, transform, X_probe):
-        name = next(n for n, m in network.named_modules() if m is layer)
-        try:
-            copy64 = copy.deepcopy(network).to(torch.float64)
-            candidate = cls(copy64, copy64.get_submodule(name), transform, torch.float64)
-            candidate(X_probe)
-        except Exception:  # e.g. a module that builds float32 tensors in forward
-            return cls(network, layer, transform, torch.float32)
-        return candidate
+    def build(cls, network, layer_name, transform, X_probe):
+        network, dtype = float64_copy(network, transform, X_probe)
+        return cls(network, network.get_submodule(layer_name), transform, dtype)
 
     def forward(self, X):
         X = transformed(self.transform, X)  # a Pipeline's transformers, if any
@@ -128,10 +94,10 @@ class _BaseLastLayer(BasePostHoc):
     def _read_network(self, estimator, X):
         """``(features_net, features of X, device)`` of a fitted network."""
         network, device, transform, _ = unwrap(estimator)
-        layer = _last_linear(network, self.last_layer)
+        layer_name, _ = last_linear(network, self.last_layer)
         X_rows = X.astype(np.float32)  # rounded as at prediction time
         probe = torch.tensor(X_rows[:2], device=device)
-        features_net = _FeatureNetwork.build(network, layer, transform, probe)
+        features_net = _FeatureNetwork.build(network, layer_name, transform, probe)
         return features_net, self._features(features_net, X_rows, device), device
 
     def _fit_posterior(self, estimator, X, y, selected):
@@ -151,7 +117,6 @@ class _BaseLastLayer(BasePostHoc):
         """The network read up to its last layer, with the Bayesian last layer."""
         check_is_fitted(self)
         return self._head
-
 
 
 _COMMON_PARAMS = (

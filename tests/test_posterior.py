@@ -18,6 +18,7 @@ from skbdl._posterior import (
     SWAGMoments,
     ggn_curvature,
     laplace_prior_precision,
+    last_linear,
     log_marginal_likelihood,
 )
 
@@ -144,6 +145,14 @@ def test_weight_subsets():
     np.testing.assert_allclose(last, full[-10:, -10:], rtol=1e-12)
     with pytest.raises(ValueError, match="whole torch.nn.Linear"):
         NamedWeights(["0.weight"]).linear_layers(net)
+    # The last-layer estimators find their layer with the same function.
+    assert last_linear(net) == ("2", net[2])
+    with pytest.raises(ValueError, match=r"names no layer .*Linear layers are \['0', '2'\]"):
+        LastLayer("nope").names(net)
+    with pytest.raises(ValueError, match="must name a torch.nn.Linear layer; '1' is a"):
+        LastLayer("1").names(net)
+    with pytest.raises(ValueError, match="has no torch.nn.Linear layer"):
+        LastLayer().names(nn.Sequential(nn.ReLU()))
 
 
 def test_marglik_prior_precision_maximises_the_laplace_evidence_on_a_grid():

@@ -276,7 +276,54 @@ def _has_noise_parameter(module):
     return any(name.endswith("log_noise_var") for name, _ in module.named_parameters())
 
 
-class BaseBayesianNetwork(BasePredictor):
+class TrainedNetMixin:
+    """What every estimator trained in a skorch net shares: the net's callbacks
+    (divergence check, progress bar, the user's), the fitted record (``net_``,
+    ``history_``, ``n_iter_``, ``loss_curve_``), ``module_`` and the prediction
+    module.  :class:`BaseBayesianNetwork` (gradient descent) and
+    :class:`~skbdl.PBPRegressor` (its own loop in a skorch net) use it."""
+
+    def _table_options(self):
+        return table_options(self.verbose)
+
+    def _net_callbacks(self, total_epochs, *extra):
+        """The callbacks of a net trained for ``total_epochs``: the divergence check,
+        the progress bar, the ``extra`` ``(name, callback)`` pairs, then (copies of)
+        the user's ``callbacks``."""
+        return [
+            ("divergence_check", DivergenceCheck()),
+            *progress_callbacks(self, total_epochs),
+            *extra,
+            *copy.deepcopy(self.callbacks or []),
+        ]
+
+    def _finish_fit(self, net):
+        """Keep the trained net and its training record; return ``self``."""
+        self.net_ = net
+        self.history_ = net.history
+        self.n_iter_ = len(net.history)
+        self.loss_curve_ = [float(v) for v in net.history[:, "train_loss"]]
+        return self
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "net_")
+
+    @property
+    def module_(self):
+        """The trained torch module (the user's module or the default network;
+        without a regressor's Gaussian head)."""
+        check_is_fitted(self)
+        return self._body(self.net_.module_)
+
+    def _body(self, module):
+        return module
+
+    def _prediction_module(self):
+        """The trained skorch net's module, and its device."""
+        return self.net_.module_, torch.device(self.net_.device)
+
+
+class BaseBayesianNetwork(TrainedNetMixin, BasePredictor):
     """The training layer of the SGD-trained skbdl estimators; not for direct use.
 
     Subclasses define ``__init__`` (listing every parameter, as scikit-learn
@@ -423,21 +470,12 @@ class BaseBayesianNetwork(BasePredictor):
     def _progress_callbacks(self):
         return progress_callbacks(self, self.max_epochs_)
 
-    def _table_options(self):
-        return table_options(self.verbose)
-
     def _callbacks(self):
-        callbacks = [("divergence_check", DivergenceCheck()), *self._progress_callbacks()]
+        extra = []
         if self.early_stopping:
-            callbacks.append(
-                (
-                    "early_stopping",
-                    EarlyStopping(
-                        patience=self.n_iter_no_change, load_best=True, sink=_silent
-                    ),
-                )
-            )
-        return callbacks + copy.deepcopy(self.callbacks or [])
+            stopping = EarlyStopping(patience=self.n_iter_no_change, load_best=True, sink=_silent)
+            extra.append(("early_stopping", stopping))
+        return self._net_callbacks(self.max_epochs_, *extra)
 
     #: Mini-batch training densifies sparse input one batch at a time.
     _accepts_sparse = True
@@ -584,14 +622,6 @@ class BaseBayesianNetwork(BasePredictor):
         data = self._validate_training_data(X, y, sample_weight)
         self._validate_hidden_layer_sizes()
         return data
-
-    def _finish_fit(self, net):
-        """Keep the trained net and its training record; return ``self``."""
-        self.net_ = net
-        self.history_ = net.history
-        self.n_iter_ = len(net.history)
-        self.loss_curve_ = [float(v) for v in net.history[:, "train_loss"]]
-        return self
 
     def _fit(self, X, y, sample_weight=None):
         data = self._start_fit(X, y, sample_weight)
@@ -782,19 +812,3 @@ class BaseBayesianNetwork(BasePredictor):
     def _body_width(self, n_outputs):
         """Width of the network's last layer for ``n_outputs`` classes or targets."""
         return n_outputs
-
-    def __sklearn_is_fitted__(self):
-        return hasattr(self, "net_")
-
-    @property
-    def module_(self):
-        """The trained torch module (the user's module or the default MLP)."""
-        check_is_fitted(self)
-        return self._body(self.net_.module_)
-
-    def _body(self, module):
-        return module
-
-    def _prediction_module(self):
-        """The trained skorch net's module, and its device."""
-        return self.net_.module_, torch.device(self.net_.device)

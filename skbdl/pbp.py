@@ -1,6 +1,5 @@
 """Probabilistic backpropagation (Hernández-Lobato & Adams 2015)."""
 
-import copy
 import numbers
 import time
 
@@ -9,12 +8,10 @@ import scipy.sparse as sp
 import torch
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
 
 from ._base import BasePredictor, BayesianRegressorMixin
-from ._net import DivergenceCheck
-from ._training import progress_callbacks, table_options, validate_hidden_layer_sizes
+from ._training import TrainedNetMixin, validate_hidden_layer_sizes
 from .nn._pbp import ADFTrainer, PBPNetwork
 
 
@@ -113,7 +110,7 @@ class _PBPNet(NeuralNet):
         return self
 
 
-class PBPRegressor(BayesianRegressorMixin, BasePredictor):
+class PBPRegressor(BayesianRegressorMixin, TrainedNetMixin, BasePredictor):
     """Regressor trained by probabilistic backpropagation (PBP).
 
     A ReLU network with a factorised Gaussian posterior over its weights and Gamma
@@ -349,41 +346,23 @@ class PBPRegressor(BayesianRegressorMixin, BasePredictor):
             weight_precision_prior=self.weight_precision_prior,
             generator=torch.Generator().manual_seed(seed),
         )
-        callbacks = [
-            ("divergence_check", DivergenceCheck()),
-            *progress_callbacks(self, self.max_epochs),
-            *copy.deepcopy(self.callbacks or []),
-        ]
         net = _PBPNet(
             module,
             criterion=None,
             max_epochs=self.max_epochs,
             train_split=None,
-            callbacks=callbacks,
+            callbacks=self._net_callbacks(self.max_epochs),
             device=device,
             seed=seed,
-            **table_options(self.verbose),
+            **self._table_options(),
         )
         net.fit(X_rows, y_tensor)
-        self.net_ = net
-        self.history_ = net.history
-        self.n_iter_ = len(net.history)
-        self.loss_curve_ = [float(v) for v in net.history[:, "train_loss"]]
         self.noise_variance_ = net.module_.noise_variance().cpu().numpy() * self.y_scale_**2
         self._reset_calibration()
-        return self
+        return self._finish_fit(net)
 
-    def __sklearn_is_fitted__(self):
-        return hasattr(self, "net_")
-
-    def _prediction_module(self):
-        return self.net_.module_, torch.device(self.net_.device)
-
-    @property
-    def module_(self):
-        """The fitted posterior (:class:`~skbdl.nn.PBPNetwork`)."""
-        check_is_fitted(self)
-        return self.net_.module_
+    def _body(self, module):
+        return module  # the posterior itself: PBP has no Gaussian head to strip
 
     # ----------------------------------------------------------- prediction
     def _predictive_moments(self, module, X, n_samples, seed):

@@ -267,6 +267,16 @@ class ScaleMixturePrior(Prior):
         return gaussian_neg_entropy(sigma.log().sum(), mu.numel()) - self.log_prob(sample).sum()
 
 
+def draw_weights(mu, sigma, n_samples, generator):
+    """``n_samples`` draws ``mu + sigma * eps`` of a factorised Gaussian posterior,
+    stacked on a new axis 0, ``eps`` from ``generator`` (on its device, then moved to
+    ``mu``'s): the one weight-sampling routine of the Bayesian layers' prediction views."""
+    eps = torch.randn(
+        (n_samples, *mu.shape), generator=generator, device=generator.device, dtype=mu.dtype
+    )
+    return torch.addcmul(mu, sigma, eps.to(mu.device))
+
+
 def _rho(scale):
     """The ``rho`` with ``softplus(rho) = scale``."""
     return math.log(math.expm1(scale))
@@ -498,15 +508,16 @@ class _SampledLinear(nn.Module):
 
     def __init__(self, layer, draws, generator):
         super().__init__()
-        n_samples, mu = draws.n_samples, layer.weight_mu
-        factory = dict(generator=generator, device=generator.device, dtype=mu.dtype)
-        eps = torch.randn((n_samples, layer.in_features, layer.out_features), **factory)
+        n_samples = draws.n_samples
         # (n_samples, in, out): x @ weight[s] is F.linear(x, draw s)
-        self.weight = torch.addcmul(mu.t(), layer.weight_sigma.t(), eps.to(mu.device))
+        self.weight = draw_weights(
+            layer.weight_mu.t(), layer.weight_sigma.t(), n_samples, generator
+        )
         self.bias = None
-        if layer.bias_mu is not None:
-            eps = torch.randn((n_samples, 1, layer.out_features), **factory)
-            self.bias = torch.addcmul(layer.bias_mu, layer.bias_sigma, eps.to(mu.device))
+        if layer.bias_mu is not None:  # (n_samples, 1, out)
+            self.bias = draw_weights(
+                layer.bias_mu[None], layer.bias_sigma[None], n_samples, generator
+            )
         self.draws, self.in_features = draws, layer.in_features
 
     def forward(self, x):

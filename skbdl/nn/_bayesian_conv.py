@@ -30,12 +30,11 @@ joint exact per row, at the price of random sign flips whose rows are only
 pseudo-independent.)  Prediction does not use it: it draws whole kernels.
 """
 
-import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.modules.utils import _pair, _single
 
-from ._bayesian import _BayesianLayer
+from ._bayesian import _BayesianLayer, draw_weights
 
 
 class _BayesianConvNd(_BayesianLayer):
@@ -230,14 +229,11 @@ class _SampledConv(nn.Module):
 
     def __init__(self, layer, draws, generator):
         super().__init__()
-        n_samples, mu = draws.n_samples, layer.weight_mu
-        factory = dict(generator=generator, device=generator.device, dtype=mu.dtype)
-        eps = torch.randn((n_samples, *mu.shape), **factory)
-        self.weight = torch.addcmul(mu, layer.weight_sigma, eps.to(mu.device))
+        n_samples = draws.n_samples
+        self.weight = draw_weights(layer.weight_mu, layer.weight_sigma, n_samples, generator)
         self.bias = None
         if layer.bias_mu is not None:
-            eps = torch.randn((n_samples, layer.out_channels), **factory)
-            self.bias = torch.addcmul(layer.bias_mu, layer.bias_sigma, eps.to(mu.device))
+            self.bias = draw_weights(layer.bias_mu, layer.bias_sigma, n_samples, generator)
         # The layer's map, not the layer: a view must not hold the fitted module.
         self.draws, self.groups, self.transform = draws, layer.groups, layer._transform
 

@@ -9,7 +9,15 @@ an epistemic variance is a small difference of large terms), and the cost is sma
 beside the forward passes that made the draws.
 """
 
+import math
+
 import torch
+
+
+def _scaled_logits(logits, temperature):
+    # float64 first: the probabilities of confident draws underflow in float32.
+    logits = logits.to(torch.float64)
+    return logits if temperature == 1.0 else logits / temperature
 
 
 def proba_samples(logits, temperature=1.0):
@@ -24,10 +32,47 @@ def proba_samples(logits, temperature=1.0):
     -------
     proba : torch.Tensor, same shape, float64
     """
-    logits = logits.to(torch.float64)
-    if temperature != 1.0:
-        logits = logits / temperature
-    return torch.softmax(logits, dim=-1)
+    return torch.softmax(_scaled_logits(logits, temperature), dim=-1)
+
+
+def log_proba_samples(logits, temperature=1.0):
+    """Log class probabilities ``log_softmax(logits / temperature)`` in float64.
+
+    Parameters
+    ----------
+    logits : torch.Tensor of shape (..., n_classes)
+    temperature : float, default=1.0
+
+    Returns
+    -------
+    log_proba : torch.Tensor, same shape, float64
+    """
+    return torch.log_softmax(_scaled_logits(logits, temperature), dim=-1)
+
+
+def log_model_average(logits, temperature=1.0, labels=None):
+    """Log of the model average ``log mean_s softmax(logits_s / temperature)``.
+
+    The torch form of :func:`skbdl.uncertainty._log_model_average` (the likelihood
+    temperature scaling fits): differentiable, for the ensemble's deterministic pass
+    and the adversarial objective.
+
+    Parameters
+    ----------
+    logits : torch.Tensor of shape (n_samples, n_rows, n_classes)
+    temperature : float, default=1.0
+    labels : torch.Tensor of shape (n_rows,), dtype int64, default=None
+        A class index per row: return only that class's log probability.
+
+    Returns
+    -------
+    log_proba : torch.Tensor of shape (n_rows, n_classes), or (n_rows,) with ``labels``
+        float64.
+    """
+    log_proba = log_proba_samples(logits, temperature)
+    if labels is not None:
+        log_proba = log_proba.gather(-1, labels.expand(len(log_proba), -1)[..., None])[..., 0]
+    return torch.logsumexp(log_proba, dim=0) - math.log(len(log_proba))
 
 
 def _entropy(proba):

@@ -26,6 +26,7 @@ from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, Stan
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._reductions import log_model_average
 from .nn._views import module_view
 from .uncertainty import HALF_LOG_2PI, gaussian_nll_terms
 
@@ -167,9 +168,7 @@ def _log_likelihood(final, out, target):
     """Per-row log-likelihood of the model average, shape (n_rows,), float64."""
     if hasattr(final, "classes_"):
         temperature = final._temperature() if hasattr(final, "_temperature") else 1.0
-        log_proba = torch.log_softmax(out.to(torch.float64) / temperature, dim=-1)
-        log_average = torch.logsumexp(log_proba, dim=0) - np.log(len(log_proba))
-        return log_average.gather(1, target[:, None])[:, 0]
+        return log_model_average(out, temperature, labels=target)
     mean, var = (o.to(torch.float64) for o in out)
     scale = torch.as_tensor(getattr(final, "calibration_scale_", 1.0), dtype=torch.float64)
     centre = mean.mean(dim=0, keepdim=True)

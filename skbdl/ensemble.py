@@ -32,6 +32,7 @@ from ._base import (
     BayesianRegressorMixin,
     regression_option_constraints,
 )
+from ._reductions import log_model_average
 from ._training import (
     CALIBRATION_DOC,
     CLASS_WEIGHT_DOC,
@@ -183,9 +184,7 @@ class _MemberAverage(nn.Module):
         out = self.members(x)
         if isinstance(out, tuple):
             return tuple(part.mean(dim=0) for part in out)
-        log_proba = torch.log_softmax(out.to(torch.float64) / self.temperature, dim=-1)
-        log_mean = torch.logsumexp(log_proba, dim=0) - math.log(len(out))
-        return self.temperature * log_mean
+        return self.temperature * log_model_average(out, self.temperature)
 
 
 class _AutogradEnsembleGaussianNLLLoss(EnsembleGaussianNLLLoss):

@@ -482,6 +482,21 @@ def fit_log_scale(mean_samples, var_samples, y, sample_weight=None):
     return float(result.x)
 
 
+def _log_model_average(logit_samples, temperature=1.0, labels=None):
+    """``log mean_s softmax(logit_samples_s / temperature)``: the log class
+    probabilities of the draws' model average at a temperature, of shape (n_rows,
+    n_classes), or (n_rows,) for the class ``labels[i]`` of each row when given.
+
+    The numpy reference of :func:`skbdl._reductions.log_model_average`.
+    """
+    from scipy.special import log_softmax, logsumexp
+
+    log_proba = log_softmax(np.asarray(logit_samples, dtype=np.float64) / temperature, axis=-1)
+    if labels is not None:
+        log_proba = log_proba[:, np.arange(log_proba.shape[1]), labels]
+    return logsumexp(log_proba, axis=0) - np.log(len(log_proba))
+
+
 def fit_log_temperature(logit_samples, labels, sample_weight=None):
     """The log temperature that maximises the held-out log-likelihood of the model
     average ``mean_s softmax(logits_s / T)`` (temperature scaling, Guo et al. 2017,
@@ -513,14 +528,11 @@ def fit_log_temperature(logit_samples, labels, sample_weight=None):
     True
     """
     from scipy.optimize import minimize_scalar
-    from scipy.special import log_softmax, logsumexp
 
     logit_samples = np.asarray(logit_samples, dtype=np.float64)
-    rows = np.arange(logit_samples.shape[1])
 
     def nll(t):
-        log_proba = log_softmax(logit_samples / np.exp(t), axis=-1)[:, rows, labels]
-        log_lik = logsumexp(log_proba, axis=0) - np.log(len(logit_samples))
+        log_lik = _log_model_average(logit_samples, np.exp(t), labels)
         return -float(np.average(log_lik, weights=sample_weight))
 
     result = minimize_scalar(

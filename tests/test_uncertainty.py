@@ -8,10 +8,17 @@ import pytest
 import torch
 from numpy.testing import assert_allclose
 
-from skbdl._reductions import classification_summaries, proba_samples, regression_summaries
+from skbdl._reductions import (
+    classification_summaries,
+    log_model_average,
+    log_proba_samples,
+    proba_samples,
+    regression_summaries,
+)
 from skbdl.uncertainty import (
     ClassificationUncertainty,
     RegressionUncertainty,
+    _log_model_average,
     decompose_classification,
     decompose_regression,
     entropy,
@@ -342,6 +349,38 @@ def test_torch_classification_summaries_match_the_numpy_reference(seed, temperat
     assert_allclose(epistemic, ref[3], rtol=1e-8, atol=1e-12)
     assert (epistemic >= 0).all()
     assert_allclose(proba_samples(torch.from_numpy(logits), temperature).numpy(), samples)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("temperature", [1.0, 0.3, 4.0])
+def test_torch_log_model_average_matches_the_numpy_one(seed, temperature):
+    # log mean_s softmax(logits_s / T): the likelihood temperature scaling fits
+    # (numpy, skbdl.uncertainty) and the one of the ensemble's deterministic pass and
+    # the adversarial objective (torch, skbdl._reductions), both against it by hand.
+    rng = np.random.RandomState(seed)
+    n_classes, n_rows = rng.randint(2, 6), 40
+    scale = rng.choice([0.1, 1.0, 10.0])
+    logits = (scale * rng.randn(rng.randint(1, 30), n_rows, n_classes)).astype(np.float32)
+    labels = rng.randint(n_classes, size=n_rows)
+    scaled = logits.astype(np.float64) / temperature
+    samples = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
+    samples /= samples.sum(axis=-1, keepdims=True)
+    by_hand = np.log(samples.mean(axis=0))
+    numpy_full = _log_model_average(logits, temperature)
+    torch_full = log_model_average(torch.from_numpy(logits), temperature).numpy()
+    assert_allclose(numpy_full, by_hand, rtol=1e-10, atol=1e-12)
+    assert_allclose(torch_full, numpy_full, rtol=1e-13, atol=1e-15)
+    rows = np.arange(n_rows)
+    numpy_label = _log_model_average(logits, temperature, labels)
+    torch_label = log_model_average(
+        torch.from_numpy(logits), temperature, labels=torch.from_numpy(labels)
+    ).numpy()
+    assert numpy_label.shape == torch_label.shape == (n_rows,)
+    assert_allclose(numpy_label, numpy_full[rows, labels], rtol=1e-14, atol=1e-15)
+    assert_allclose(torch_label, numpy_label, rtol=1e-13, atol=1e-15)
+    log_proba = log_proba_samples(torch.from_numpy(logits), temperature)
+    assert log_proba.dtype == torch.float64
+    assert_allclose(log_proba.numpy(), np.log(samples), rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("seed", range(8))

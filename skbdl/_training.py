@@ -200,6 +200,31 @@ def resolve_training_budget(batch_size, max_epochs, n_train):
     return int(batch_size), int(max_epochs)
 
 
+def network_constraints(*names):
+    """The ``_parameter_constraints`` entries of the network and its training that
+    the estimators training one share, for the settings ``names`` (all of them when
+    none is given): ``hidden_layer_sizes``, ``activation``, ``max_epochs``,
+    ``batch_size``, ``lr``, ``weight_decay``, ``callbacks``, ``verbose``.
+
+    Examples
+    --------
+    >>> from skbdl._training import network_constraints
+    >>> list(network_constraints("hidden_layer_sizes", "lr"))
+    ['hidden_layer_sizes', 'lr']
+    """
+    constraints = {
+        "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "max_epochs": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
+        "lr": [Interval(numbers.Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
+        "callbacks": [None, list],
+        "verbose": [StrOptions({"auto"}), "verbose"],
+    }
+    return {name: constraints[name] for name in names} if names else constraints
+
+
 def _same_setting(value, default):
     """Whether a parameter is at its default (sequences compared element-wise, so that
     ``[50]`` equals ``(50,)``)."""
@@ -335,20 +360,13 @@ class BaseBayesianNetwork(TrainedNetMixin, BasePredictor):
 
     _parameter_constraints: dict = {
         **BasePredictor._parameter_constraints,
+        **network_constraints(),
         "module": [None, type, nn.Module],
-        "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
-        "activation": [StrOptions(set(ACTIVATIONS))],
-        "max_epochs": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
-        "batch_size": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
-        "lr": [Interval(numbers.Real, 0, None, closed="neither")],
-        "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
         "optimizer": [StrOptions(set(_OPTIMIZERS)), type],
         "early_stopping": ["boolean"],
         "calibrate": [StrOptions({"auto"}), "boolean"],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
-        "callbacks": [None, list],
-        "verbose": [StrOptions({"auto"}), "verbose"],
         # Of the estimators that have them: continued training, classifiers' weights.
         "warm_start": ["boolean"],
         "class_weight": [None, dict, StrOptions({"balanced"})],

@@ -7,11 +7,11 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.base import _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval
 from skorch import NeuralNet
 
 from ._base import BasePredictor, BayesianRegressorMixin
-from ._training import TrainedNetMixin, validate_hidden_layer_sizes
+from ._training import TrainedNetMixin, network_constraints, validate_hidden_layer_sizes
 from .nn._pbp import ADFTrainer, PBPNetwork
 
 
@@ -242,12 +242,10 @@ class PBPRegressor(BayesianRegressorMixin, TrainedNetMixin, BasePredictor):
 
     _parameter_constraints = {
         **BasePredictor._parameter_constraints,
-        "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
-        "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
+        **network_constraints("hidden_layer_sizes", "callbacks", "verbose"),
+        "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],  # no 'auto'
         "noise_precision_prior": ["array-like"],
         "weight_precision_prior": ["array-like"],
-        "callbacks": [None, list],
-        "verbose": [StrOptions({"auto"}), "verbose"],
     }
 
     _closed_form_moments = True

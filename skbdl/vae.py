@@ -29,8 +29,8 @@ from torch.nn import functional as F
 
 from ._net import DivergenceError
 from ._persistence import PersistenceMixin
-from ._training import _torch_threads, resolve_training_budget
-from .nn import ACTIVATIONS, MLP
+from ._training import _torch_threads, network_constraints, resolve_training_budget
+from .nn import MLP
 from .nn._bayesian import gaussian_kl
 from .uncertainty import HALF_LOG_2PI, gaussian_nll_terms
 
@@ -224,18 +224,15 @@ default='relu'
     """
 
     _parameter_constraints: dict = {
+        **network_constraints(
+            "hidden_layer_sizes", "activation", "lr", "weight_decay", "max_epochs", "batch_size"
+        ),
         "n_components": [Interval(numbers.Integral, 1, None, closed="left")],
-        "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
-        "activation": [StrOptions(set(ACTIVATIONS))],
         "likelihood": [StrOptions({"gaussian", "bernoulli"})],
         "noise_variance": [
             StrOptions({"learned"}),
             Interval(numbers.Real, 0, None, closed="neither"),
         ],
-        "lr": [Interval(numbers.Real, 0, None, closed="neither")],
-        "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
-        "max_epochs": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
-        "batch_size": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
         "n_elbo_samples": [Interval(numbers.Integral, 1, None, closed="left")],
         "device": [str, torch.device],
         "random_state": ["random_state"],

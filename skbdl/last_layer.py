@@ -431,12 +431,25 @@ class LastLayerBayesianRegressor(BayesianRegressorMixin, _BaseLastLayer):
 
 
 # --------------------------------------------------------------- classification
+def _logit_roots(phi, basis):
+    """Yield ``(rows, A)`` over row blocks of ``phi`` ``(n_rows, width)``: ``A = J V``,
+    ``(n_block, n_classes, k)``, for the Jacobian ``J_n = I (x) phi_n^T`` of a linear
+    layer's logits in its row-major weights and ``V`` ``(n_classes * width, k)`` given
+    as ``basis`` ``(n_classes, width, k)``; blocks of at most 2**22 entries (32 MB)."""
+    n_classes, _, k = basis.shape
+    step = max(1, 2**22 // (n_classes * k))
+    for start in range(0, len(phi), step):
+        rows = slice(start, start + step)
+        yield rows, torch.einsum("nw,cwk->nck", phi[rows], basis)
+
+
 class _LaplaceHead(nn.Module):
     """Gaussian (Laplace) posterior of a linear softmax layer on a feature network.
 
     ``weight_mean`` is ``(n_classes, n_features + 1)`` (the bias last);
     ``posterior`` a :class:`skbdl._posterior.DenseCovariance` over its row-major
-    flattening (the full-covariance structure on the last-layer subset).
+    flattening (the full-covariance structure on the last-layer subset), held once,
+    as its square root ``R`` (``Sigma = R R^T``).
     """
 
     def __init__(self, features, weight_mean, posterior):
@@ -444,7 +457,6 @@ class _LaplaceHead(nn.Module):
         self.features = features
         self.register_buffer("weight_mean", torch.as_tensor(weight_mean, dtype=torch.float64))
         self.posterior = posterior
-        self.register_buffer("covariance", posterior.dense())
 
     def augmented(self, X):
         phi = self.features(X)
@@ -452,15 +464,13 @@ class _LaplaceHead(nn.Module):
 
     def logit_moments(self, X):
         """Mean ``(n_rows, n_classes)`` and covariance ``(n_rows, n_classes, n_classes)``
-        of the logits under the posterior: ``J Sigma J^T`` with ``J = I (x) phi^T``,
-        block by block (no ``(n_rows, n_classes, n_params)`` Jacobian)."""
+        of the logits under the posterior: ``J Sigma J^T = (J R)(J R)^T`` with ``J = I
+        (x) phi^T``, in row blocks (no ``(n_rows, n_classes, n_params)`` Jacobian)."""
         phi = self.augmented(X)
         n_classes, width = self.weight_mean.shape
-        blocks = self.covariance.view(n_classes, width, n_classes, width)
-        cov = phi.new_empty(len(phi), n_classes, n_classes)
-        for c in range(n_classes):
-            for d in range(c, n_classes):
-                cov[:, c, d] = cov[:, d, c] = ((phi @ blocks[c, :, d, :]) * phi).sum(dim=1)
+        basis = self.posterior.root.view(n_classes, width, -1)
+        covs = [A @ A.transpose(1, 2) for _, A in _logit_roots(phi, basis)]
+        cov = torch.cat(covs) if covs else phi.new_empty(0, n_classes, n_classes)
         return phi @ self.weight_mean.T, cov
 
     def probit(self, X):
@@ -557,11 +567,8 @@ def holdout_prior_precision(features, weight_mean, valid_features, valid_y, grid
     mean = phi @ torch.as_tensor(weight_mean).T
     labels = torch.as_tensor(np.asarray(valid_y, dtype=np.int64))
     total = torch.zeros(len(grid), dtype=torch.float64)
-    rows_per_chunk = max(1, 2**22 // (n_classes * n_params))  # A below: <= 32 MB
-    for start in range(0, len(phi), rows_per_chunk):
-        rows = slice(start, start + rows_per_chunk)
+    for rows, A in _logit_roots(phi, basis):
         # Logit covariance of row n: A_n diag(1 / (e + delta)) A_n^T, A_n = J_n V.
-        A = torch.einsum("nw,cwk->nck", phi[rows], basis)
         index = torch.arange(len(A))
         for i, delta in enumerate(grid):
             cov = (A / (eigenvalues + delta)) @ A.transpose(1, 2)
@@ -804,7 +811,7 @@ class LastLayerLaplaceClassifier(ProbitPredictiveMixin, BayesianClassifierMixin,
         self.prior_precision_ = delta
         self.prior_precision_method_ = method
         head = _LaplaceHead(features_net, weight_mean, posterior)
-        self.posterior_covariance_ = head.covariance.numpy()
+        self.posterior_covariance_ = posterior.dense().numpy()
         return head
 
     def _sample_outputs(self, module, X, n_samples, seed):

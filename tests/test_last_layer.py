@@ -224,6 +224,18 @@ def test_fixed_prior_precision():
     p /= p.sum(1, keepdims=True)
     expected = np.linalg.inv(numpy_hessian(X_aug, p) + 2.5 * np.eye(weights.size))
     np.testing.assert_allclose(model.posterior_covariance_, expected, rtol=1e-6, atol=1e-12)
+    # The pairwise probit from the logits' covariance J Sigma J^T, J = I (x) [x, 1]^T.
+    X_test = np.array([[0.0, 0.0], [1.0, 1.0], [6.0, -6.0], [-8.0, 3.0]])
+    X_test_aug = np.hstack([X_test, np.ones((4, 1))])
+    J = np.einsum("cd,nj->ncdj", np.eye(3), X_test_aug).reshape(4, 3, -1)
+    cov = J @ expected @ J.transpose(0, 2, 1)
+    var = np.diagonal(cov, axis1=1, axis2=2)
+    diff_var = var[:, :, None] + var[:, None, :] - 2 * cov
+    mean = X_test_aug @ weights.T
+    scaled = (mean[:, :, None] - mean[:, None, :]) / np.sqrt(1 + np.pi / 8 * diff_var)
+    probit = 1 / np.exp(-scaled).sum(axis=2)
+    probit /= probit.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(model.predict_proba(X_test), probit, rtol=1e-5)
 
 
 # ------------------------------------------------------- out-of-distribution rows

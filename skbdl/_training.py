@@ -572,11 +572,7 @@ class BaseBayesianNetwork(TrainedNetMixin, BasePredictor):
             )
         if not first_call:
             return self._continue_fit(X, y, sample_weight=sample_weight, epochs=1)
-        self._check_extra_params()
-        data = self._validate_training_data(
-            X, y, sample_weight, classes=getattr(self, "classes_", None)
-        )
-        self._validate_hidden_layer_sizes()
+        data = self._start_fit(X, y, sample_weight, classes=getattr(self, "classes_", None))
         X, y, X_tensor, y_tensor, n_outputs, seed, device, weight = data
         net = self._train(
             X_tensor, y_tensor, n_outputs, seed, device, sample_weight=weight, epochs=1
@@ -595,9 +591,7 @@ class BaseBayesianNetwork(TrainedNetMixin, BasePredictor):
                 f"Continued training must run on the device of the first fit "
                 f"({self.net_.device}); got device={self.device!r}."
             )
-        self.batch_size_, self.max_epochs_ = resolve_training_budget(
-            self.batch_size, self.max_epochs if epochs is None else epochs, len(y)
-        )
+        self._resolve_budget(len(y), epochs)
         # A copy: if training fails, the fitted net is left as it was.
         net = copy.deepcopy(self.net_)
         net.batch_size = self.batch_size_
@@ -612,19 +606,8 @@ class BaseBayesianNetwork(TrainedNetMixin, BasePredictor):
         net.callbacks = [
             cb for cb in net.callbacks if not (isinstance(cb, tuple) and cb[0] == "early_stopping")
         ]
-        self._sample_weight = weight
-        try:
-            with (
-                self._training_randomness(device, state=getattr(self, "_training_rng_state", None)),
-                _torch_threads(self._training_threads(device)),
-            ):
-                with warnings.catch_warnings():
-                    warnings.filterwarnings("ignore", message=".*initialized.*", module="skorch")
-                    net.partial_fit(
-                        RowData(X_tensor, y_tensor, weight), None, epochs=self.max_epochs_
-                    )
-        finally:
-            del self._sample_weight
+        with self._training_run(device, weight, state=getattr(self, "_training_rng_state", None)):
+            self._fit_net(net, X_tensor, y_tensor, epochs=self.max_epochs_)
         net.module_.eval()
         self._continue_prediction_module(net)
         return self._finish_fit(net)
@@ -632,12 +615,12 @@ class BaseBayesianNetwork(TrainedNetMixin, BasePredictor):
     def _continue_prediction_module(self, net):
         """Hook: update what prediction uses after continued training of ``net``."""
 
-    def _start_fit(self, X, y, sample_weight=None):
+    def _start_fit(self, X, y, sample_weight=None, classes=None):
         """Validate parameters and data, set the target and seed attributes; return
         ``(X, y, X_tensor, y_tensor, n_outputs, train_seed, device, sample_weight)``
         (see :meth:`~skbdl._base.BasePredictor._validate_training_data`)."""
         self._check_extra_params()
-        data = self._validate_training_data(X, y, sample_weight)
+        data = self._validate_training_data(X, y, sample_weight, classes=classes)
         self._validate_hidden_layer_sizes()
         return data
 
@@ -700,22 +683,35 @@ class BaseBayesianNetwork(TrainedNetMixin, BasePredictor):
         sample_weight)`` for early stopping, or None) with row weights
         ``sample_weight`` (an array, or None) for ``epochs`` (None: ``max_epochs``);
         set ``batch_size_`` and ``max_epochs_``; return the fitted net."""
+        self._resolve_budget(len(X), epochs)
+        with self._training_run(device, sample_weight, valid_data, seed=seed):
+            net = self._train_network(X, y, n_outputs, seed, device)
+        net.module_.eval()
+        return net
+
+    def _resolve_budget(self, n_train, epochs=None):
+        """Set ``batch_size_`` and ``max_epochs_`` for a run on ``n_train`` rows of
+        ``epochs`` (None: ``max_epochs``) epochs."""
         self.batch_size_, self.max_epochs_ = resolve_training_budget(
-            self.batch_size, self.max_epochs if epochs is None else epochs, len(X)
+            self.batch_size, self.max_epochs if epochs is None else epochs, n_train
         )
-        # Read by _make_net and _fit_net (also in a joblib task's copy of the estimator).
+
+    @contextlib.contextmanager
+    def _training_run(self, device, sample_weight, valid_data=None, seed=None, state=None):
+        """The setting of one training run (a fit, or continued training): the row
+        weights and held-out data that :meth:`_make_net` and :meth:`_fit_net` read
+        (also in a joblib task's copy of the estimator), the random streams of
+        :meth:`_training_randomness` (``seed`` or ``state``) and the thread count."""
         self._valid_data = valid_data
         self._sample_weight = sample_weight
         try:
             with (
-                self._training_randomness(device, seed=seed),
+                self._training_randomness(device, seed=seed, state=state),
                 _torch_threads(self._training_threads(device)),
             ):
-                net = self._train_network(X, y, n_outputs, seed, device)
+                yield
         finally:
             del self._valid_data, self._sample_weight
-        net.module_.eval()
-        return net
 
     @contextlib.contextmanager
     def _training_randomness(self, device, seed=None, state=None):
@@ -807,12 +803,15 @@ class BaseBayesianNetwork(TrainedNetMixin, BasePredictor):
             **kwargs,
         )
 
-    def _fit_net(self, net, X, y):
-        """Fit ``net`` on the rows ``X``, ``y`` and this fit's sample weights."""
+    def _fit_net(self, net, X, y, epochs=None):
+        """Fit ``net`` on the rows ``X``, ``y`` and this fit's sample weights; with
+        ``epochs``, continue training it (``partial_fit``) for that many epochs."""
         data = RowData(X, y, getattr(self, "_sample_weight", None))
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*initialized.*", module="skorch")
-            return net.fit(data, None)
+            if epochs is None:
+                return net.fit(data, None)
+            return net.partial_fit(data, None, epochs=epochs)
 
     def _check_output_shape(self, body, X_probe, width):
         X_probe = as_dense(X_probe)

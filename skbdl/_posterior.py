@@ -166,6 +166,14 @@ def network_jacobian(module, names, X, n_outputs=None):
     outputs : torch.Tensor of shape (n_rows, n_outputs)
     jacobian : torch.Tensor of shape (n_rows, n_outputs, n_params)
     """
+    J = _jacobian(module, names, X, n_outputs)
+    with torch.no_grad():
+        out = module_view(module)(X)[:, :n_outputs].double()
+    return out, J
+
+
+def _jacobian(module, names, X, n_outputs=None):
+    """The Jacobian of :func:`network_jacobian` alone (no output pass)."""
     view = functional_copy(module_view(module))
     params = {n: p.detach() for n, p in module.named_parameters() if n in names}
     keep = slice(None, n_outputs)
@@ -174,10 +182,8 @@ def network_jacobian(module, names, X, n_outputs=None):
         return torch.func.functional_call(view, p, (x[None],))[0, keep]
 
     jac = torch.func.vmap(torch.func.jacrev(f), in_dims=(None, 0))(params, X)
-    with torch.no_grad():
-        out = view(X)[:, keep].double()
-    J = torch.cat([jac[n].reshape(len(X), out.shape[1], -1) for n in names], dim=2)
-    return out, J.detach().double()
+    J = torch.cat([jac[n].reshape(len(X), jac[n].shape[1], -1) for n in names], dim=2)
+    return J.detach().double()
 
 
 def _loss_hessian_root(kind, outputs, noise_var=None):
@@ -231,8 +237,10 @@ def ggn_curvature(structure, module, subset, batches, kind, n_outputs=None):
         the layer's (bias-augmented) inputs' outer products and ``G`` that of the
         loss-Hessian-whitened output Jacobians with respect to its pre-activations.
     module, subset : the network and the :class:`WeightSubset` of it.
-    batches : iterable of ``(X, noise_var)`` tensors (``noise_var`` None for
-        classification; else ``(n_rows, n_outputs)`` or broadcastable).
+    batches : iterable of ``(X, noise_var)`` or ``(X, noise_var, outputs)`` tensors
+        (``noise_var`` None for classification; else ``(n_rows, n_outputs)`` or
+        broadcastable; ``outputs``, float64 ``(n_rows, n_outputs)``, the module's
+        kept outputs on ``X`` when already computed, saving a forward pass).
     kind : {'classification', 'regression'}
     n_outputs : int, default=None
         Outputs kept (see :func:`network_jacobian`).
@@ -251,11 +259,21 @@ def ggn_curvature(structure, module, subset, batches, kind, n_outputs=None):
         G = [0.0] * len(layers)
         A = [0.0] * len(layers)
     total, n_rows = 0.0, 0
-    for X, noise_var in batches:
-        if layers is None:
+    for X, noise_var, *given in batches:
+        out = given[0] if given else None
+        if layers is not None:  # the layers' inputs (and the outputs) of one pass
+            sinks = [[] for _ in layers]
+
+            def record(m, sinks=sinks):
+                return _RecordInput(m, sinks[ids[id(m)]]) if id(m) in ids else None
+
+            with torch.no_grad():
+                recorded = module_view(module, record)(X)[:, :n_outputs].double()
+            out = recorded if out is None else out
+        if out is None:
             out, J = network_jacobian(module, names, X, n_outputs)
         else:
-            out, J = network_jacobian(module, biases, X, n_outputs)
+            J = _jacobian(module, names if layers is None else biases, X, n_outputs)
         L = _loss_hessian_root(kind, out, noise_var)
         M = torch.einsum("ncd,ncp->ndp", L, J)  # L^T J: Lambda-whitened Jacobians
         n_rows += len(X)
@@ -265,14 +283,6 @@ def ggn_curvature(structure, module, subset, batches, kind, n_outputs=None):
         elif structure == "diag":
             total = total + M.square().sum(dim=(0, 1))
         else:
-            sinks = [[] for _ in layers]
-
-            def record(m, sinks=sinks):
-                return _RecordInput(m, sinks[ids[id(m)]]) if id(m) in ids else None
-
-            view = module_view(module, record)
-            with torch.no_grad():
-                view(X)
             start = 0
             for i, (_, layer) in enumerate(layers):
                 g = M[:, :, start : start + layer.out_features].reshape(-1, layer.out_features)

@@ -85,12 +85,14 @@ class _LinearisedNetwork(nn.Module):
     def probit(self, X):
         return torch.exp(probit_log_proba(*self.moments(X)))[None]
 
-    def noise_var(self, X):
-        """Noise variance per row and target, in the network's units (regression)."""
+    def noise_var(self, X, outputs=None):
+        """Noise variance per row and target, in the network's units (regression);
+        ``outputs``: the network's outputs on ``X``, when already computed."""
         if self.noise == "heteroscedastic":
-            with torch.no_grad():
-                raw = self.network(self.inputs(X))[:, self.n_outputs :].double()
-            return F.softplus(raw) + MIN_VARIANCE
+            if outputs is None:
+                with torch.no_grad():
+                    outputs = self.network(self.inputs(X))
+            return F.softplus(outputs[:, self.n_outputs :].double()) + MIN_VARIANCE
         return self.noise_constant.expand(len(X), -1)
 
 
@@ -136,9 +138,15 @@ class _BaseLaplace(BasePostHoc):
         subset = AllWeights() if self.subset_of_weights == "all" else LastLayer()
         names = subset.names(network)
         head = _LinearisedNetwork(network, transform, names, None, n_outputs, dtype)
+        n_params = sum(p.numel() for n, p in network.named_parameters() if n in names)
+        step = max(1, _JACOBIAN_BUDGET // (n_outputs * n_params))
+        # One forward pass over the rows, in the row blocks of the curvature, whose
+        # outputs serve the checks, the noise, the curvature and the evidence.
+        starts = range(0, len(X), step)
+        view = module_view(network)
         with torch.no_grad():
             inputs = head.inputs(X_tensor)
-            raw = network(inputs)
+            raw = torch.cat([view(inputs[s : s + step]) for s in starts])
         if raw.ndim != 2:
             raise ValueError(
                 f"The network's output for {len(X)} rows has shape {tuple(raw.shape)}; "
@@ -160,12 +168,15 @@ class _BaseLaplace(BasePostHoc):
                 constant = torch.as_tensor(np.mean(residual**2, axis=0) + 1e-12)[None]
             if constant is not None:
                 head.noise_constant = constant.to(device)
-            noise = head.noise_var(X_tensor)
-        n_params = sum(p.numel() for n, p in network.named_parameters() if n in names)
-        step = max(1, _JACOBIAN_BUDGET // (n_outputs * n_params))
+            noise = head.noise_var(X_tensor, raw)
+        means = raw[:, :n_outputs].double()
         batches = [
-            (inputs[s : s + step], None if noise is None else noise[s : s + step])
-            for s in range(0, len(X), step)
+            (
+                inputs[s : s + step],
+                None if noise is None else noise[s : s + step],
+                means[s : s + step],
+            )
+            for s in starts
         ]
         curvature = ggn_curvature(self.hessian_structure, network, subset, batches, kind, n_outputs)
         theta = subset.parameters(network).cpu().numpy()

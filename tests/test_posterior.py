@@ -92,10 +92,12 @@ def test_curvature_eigenvalues():
     )
 
 
+@pytest.mark.parametrize("given_outputs", [False, True])
 @pytest.mark.parametrize("kind", ["classification", "regression"])
-def test_ggn_matches_the_naive_autograd_reference(kind):
+def test_ggn_matches_the_naive_autograd_reference(kind, given_outputs):
     """Full, diagonal and Kronecker-factored GGN of a two-layer network against loops
-    of ``autograd.grad`` (one per row and output)."""
+    of ``autograd.grad`` (one per row and output); the network's outputs computed by
+    ``ggn_curvature`` or passed in with the batches (as the Laplace estimators do)."""
     net = small_mlp(n_out=3)
     X = torch.as_tensor(np.random.RandomState(0).randn(7, 3))
     noise = None
@@ -103,8 +105,9 @@ def test_ggn_matches_the_naive_autograd_reference(kind):
         noise = torch.as_tensor(np.random.RandomState(1).uniform(0.5, 2.0, size=(7, 3)))
     reference = naive_ggn(net, X, kind, None if noise is None else noise.numpy())
     batches = [
-        (X[:4], None if noise is None else noise[:4]),
-        (X[4:], None if noise is None else noise[4:]),
+        (X[rows], None if noise is None else noise[rows])
+        + ((net(X[rows]).detach(),) if given_outputs else ())
+        for rows in (slice(0, 4), slice(4, None))
     ]
     full = ggn_curvature("full", net, AllWeights(), batches, kind)
     np.testing.assert_allclose(full.hessian, reference, rtol=1e-10, atol=1e-12)

@@ -225,6 +225,15 @@ def network_constraints(*names):
     return {name: constraints[name] for name in names} if names else constraints
 
 
+def held_out_weight(sample_weight, rows, consequence, fix):
+    """The sample weights of the held-out ``rows`` (None without weights); a
+    ValueError naming the ``consequence`` and the ``fix`` when they are all zero."""
+    weight = None if sample_weight is None else sample_weight[rows]
+    if weight is not None and not weight.sum() > 0:
+        raise ValueError(f"Every held-out row has zero sample weight, so {consequence}. {fix}")
+    return weight
+
+
 def _same_setting(value, default):
     """Whether a parameter is at its default (sequences compared element-wise, so that
     ``[50]`` equals ``(50,)``)."""
@@ -652,13 +661,12 @@ class BaseBayesianNetwork(TrainedNetMixin, BasePredictor):
         self._reset_calibration()
         if calibrate:
             self.net_ = net
-            valid_weight = None if weight is None else weight[valid_rows]
-            if valid_weight is not None and not valid_weight.sum() > 0:
-                raise ValueError(
-                    "Every held-out row has zero sample weight, so the recalibration is "
-                    "undefined. Set calibrate=False, or change random_state or "
-                    "validation_fraction."
-                )
+            valid_weight = held_out_weight(
+                weight,
+                valid_rows,
+                "the recalibration is undefined",
+                "Set calibrate=False, or change random_state or validation_fraction.",
+            )
             self._fit_calibration(X[valid_rows], y[valid_rows], sample_weight=valid_weight)
             if len(y) < RETRAIN_MAX_ROWS and not early_stopping:
                 # The factor is fitted on rows the network did not see; the network

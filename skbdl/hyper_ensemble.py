@@ -23,7 +23,7 @@ from ._base import (
     BayesianRegressorMixin,
     regression_option_constraints,
 )
-from ._training import CLASS_WEIGHT_DOC
+from ._training import CLASS_WEIGHT_DOC, held_out_weight
 from .ensemble import _AutogradEnsembleGaussianNLLLoss, _BaseDeepEnsemble, _member_seeds
 from .nn import EnsembleCrossEntropyLoss, EnsembleGaussianNLLLoss, StackedGaussianRegressionModule
 from .uncertainty import HALF_LOG_2PI, gaussian_nll_terms
@@ -215,13 +215,12 @@ class _BaseHyperDeepEnsemble(_BaseDeepEnsemble):
         data = self._start_fit(X, y, sample_weight)
         X, y, X_tensor, y_tensor, n_outputs, seed, device, weight = data
         fit_rows, valid_rows = self._holdout_rows(y, seed)
-        valid_weight = None if weight is None else weight[valid_rows]
-        if valid_weight is not None and not valid_weight.sum() > 0:
-            raise ValueError(
-                "Every held-out row has zero sample weight, so the members cannot be "
-                "selected by held-out likelihood. Change random_state or "
-                "validation_fraction."
-            )
+        valid_weight = held_out_weight(
+            weight,
+            valid_rows,
+            "the members cannot be selected by held-out likelihood",
+            "Change random_state or validation_fraction.",
+        )
         seeds, l2, lr_factor = self._population(seed)
         self._members = (seeds, l2, lr_factor)
         try:

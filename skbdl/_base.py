@@ -47,6 +47,7 @@ from .uncertainty import (
     _LOG_FACTOR_BOUNDS,
     ClassificationUncertainty,
     RegressionUncertainty,
+    _scale_spread,
     fit_log_scale,
     fit_log_temperature,
     gaussian_mixture_quantile,
@@ -929,8 +930,7 @@ class BayesianRegressorMixin(RegressorMixin):
         scale = getattr(self, "calibration_scale_", None)
         if scale is None or np.all(scale == 1.0):
             return mean, var
-        centre = mean.mean(axis=0, keepdims=True)
-        return centre + scale * (mean - centre), var * scale**2
+        return _scale_spread(mean, var, scale)
 
     def _reset_calibration(self):
         self.calibration_scale_ = np.ones(self.n_outputs_)

@@ -72,7 +72,22 @@ def log_model_average(logits, temperature=1.0, labels=None):
     log_proba = log_proba_samples(logits, temperature)
     if labels is not None:
         log_proba = log_proba.gather(-1, labels.expand(len(log_proba), -1)[..., None])[..., 0]
-    return torch.logsumexp(log_proba, dim=0) - math.log(len(log_proba))
+    return log_mean_exp(log_proba)
+
+
+def log_mean_exp(log_terms):
+    """``log mean_s exp(log_terms_s)`` over dim 0: the log of an equal-weight
+    mixture from its components' logs (:func:`skbdl.uncertainty._log_mean_exp`).
+
+    Parameters
+    ----------
+    log_terms : torch.Tensor of shape (n_samples, ...)
+
+    Returns
+    -------
+    log_mean : torch.Tensor of shape (...)
+    """
+    return torch.logsumexp(log_terms, dim=0) - math.log(len(log_terms))
 
 
 def _entropy(proba):

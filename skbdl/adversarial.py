@@ -26,9 +26,9 @@ from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, Stan
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._reductions import log_model_average
+from ._reductions import log_mean_exp, log_model_average
 from .nn._views import module_view
-from .uncertainty import HALF_LOG_2PI, gaussian_nll_terms
+from .uncertainty import HALF_LOG_2PI, _scale_spread, gaussian_nll_terms
 
 __all__ = ["fgsm", "input_gradient", "pgd"]
 
@@ -171,10 +171,9 @@ def _log_likelihood(final, out, target):
         return log_model_average(out, temperature, labels=target)
     mean, var = (o.to(torch.float64) for o in out)
     scale = torch.as_tensor(getattr(final, "calibration_scale_", 1.0), dtype=torch.float64)
-    centre = mean.mean(dim=0, keepdim=True)
-    mean, var = centre + scale * (mean - centre), var * scale**2
-    log_density = -(gaussian_nll_terms(target, mean, var) + HALF_LOG_2PI).sum(-1)
-    return torch.logsumexp(log_density, dim=0) - np.log(len(log_density))
+    mean, var = _scale_spread(mean, var, scale)
+    # Joint over the outputs: each draw's outputs are independent Gaussians.
+    return log_mean_exp(-(gaussian_nll_terms(target, mean, var) + HALF_LOG_2PI).sum(-1))
 
 
 class _Objective:

@@ -400,6 +400,31 @@ def gaussian_mixture_quantile(q, mean_samples, var_samples, tol=1e-9, max_iter=2
     return result[0] if q.ndim == 0 else result
 
 
+def _scale_spread(mean_samples, var_samples, scale):
+    """The draws ``(mean_samples, var_samples)`` (numpy arrays or torch tensors,
+    draws on axis 0) with the mixture's spread scaled by ``scale`` about its mean:
+    every mean moves ``scale`` times as far from the draws' average, every variance
+    ``scale**2`` times, so the total variance (both parts) scales by ``scale**2``
+    and the mean stays.  Variance scaling, as fitted by :func:`fit_log_scale`."""
+    centre = mean_samples.mean(axis=0, keepdims=True)
+    return centre + scale * (mean_samples - centre), var_samples * scale**2
+
+
+def _log_mean_exp(log_terms):
+    """``log mean_s exp(log_terms_s)`` over axis 0, by ``logsumexp``: the log of an
+    equal-weight mixture from its components' logs.  Numpy form of
+    :func:`skbdl._reductions.log_mean_exp`."""
+    from scipy.special import logsumexp
+
+    return logsumexp(log_terms, axis=0) - np.log(len(log_terms))
+
+
+def _mixture_log_density(y, mean_samples, var_samples):
+    """``log (1/S) sum_s N(y; mean_s, var_s)``, elementwise (draws on axis 0 of the
+    means and variances): the log-density of the equal-weight Gaussian mixture."""
+    return _log_mean_exp(-(gaussian_nll_terms(y, mean_samples, var_samples) + HALF_LOG_2PI))
+
+
 def mixture_log_likelihood(y, mean_samples, var_samples, scale=1.0, sample_weight=None):
     """Mean log-density of ``y`` under the equal-weight Gaussian mixture of the draws,
     with the mixture's spread scaled by ``scale`` about its mean.
@@ -434,13 +459,8 @@ def mixture_log_likelihood(y, mean_samples, var_samples, scale=1.0, sample_weigh
     y, mean_samples, var_samples = (
         np.asarray(a, dtype=np.float64) for a in (y, mean_samples, var_samples)
     )
-    centre = mean_samples.mean(axis=0)
-    resid = (y - centre) - scale * (mean_samples - centre)
-    var = scale**2 * var_samples
-    log_density = -(gaussian_nll_terms(resid, 0.0, var) + HALF_LOG_2PI)
-    peak = log_density.max(axis=0)
-    mixture = peak + np.log(np.exp(log_density - peak).mean(axis=0))
-    return float(np.average(mixture, weights=sample_weight))
+    log_density = _mixture_log_density(y, *_scale_spread(mean_samples, var_samples, scale))
+    return float(np.average(log_density, weights=sample_weight))
 
 
 def fit_log_scale(mean_samples, var_samples, y, sample_weight=None):
@@ -489,12 +509,12 @@ def _log_model_average(logit_samples, temperature=1.0, labels=None):
 
     The numpy reference of :func:`skbdl._reductions.log_model_average`.
     """
-    from scipy.special import log_softmax, logsumexp
+    from scipy.special import log_softmax
 
     log_proba = log_softmax(np.asarray(logit_samples, dtype=np.float64) / temperature, axis=-1)
     if labels is not None:
         log_proba = log_proba[:, np.arange(log_proba.shape[1]), labels]
-    return logsumexp(log_proba, axis=0) - np.log(len(log_proba))
+    return _log_mean_exp(log_proba)
 
 
 def fit_log_temperature(logit_samples, labels, sample_weight=None):

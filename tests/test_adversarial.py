@@ -1,6 +1,7 @@
 """skbdl.adversarial: gradients against references, attacks that work, pipelines."""
 
 import inspect
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -21,7 +22,8 @@ from skbdl import (
     SWAGClassifier,
 )
 from skbdl._base import BasePredictor
-from skbdl.adversarial import fgsm, input_gradient, pgd
+from skbdl.adversarial import _log_likelihood, fgsm, input_gradient, pgd
+from skbdl.uncertainty import mixture_log_likelihood
 
 
 @pytest.fixture(scope="module")
@@ -218,6 +220,36 @@ def test_other_estimators_and_regressors():
     random = np.sign(rng.randn(*X.shape)) * 0.3  # a random perturbation of the same size
     assert mean_nll(X_adv) > mean_nll(X) + 0.2
     assert mean_nll(X_adv) > mean_nll(X + random) + 0.1
+
+
+def test_regression_objective_is_the_recalibrated_mixture_log_density():
+    # A regressor's attack objective is the log-density of its recalibrated
+    # predictive mixture: per target, what the calibration fit maximises
+    # (uncertainty.mixture_log_likelihood); jointly over targets, the mixture of
+    # each draw's independent Gaussians, by hand.
+    rng = np.random.RandomState(0)
+    n_draws, n_rows, n_targets = 7, 20, 2
+    mean = 2.0 * rng.randn(n_draws, n_rows, n_targets)
+    var = rng.gamma(2.0, 0.5, size=(n_draws, n_rows, n_targets))
+    y = rng.randn(n_rows, n_targets)
+    scale = np.array([0.5, 2.0])
+    t = torch.from_numpy
+    joint = _log_likelihood(SimpleNamespace(calibration_scale_=scale), (t(mean), t(var)), t(y))
+    for j in range(n_targets):
+        one = _log_likelihood(
+            SimpleNamespace(calibration_scale_=scale[j : j + 1]),
+            (t(mean[..., j : j + 1]), t(var[..., j : j + 1])),
+            t(y[:, j : j + 1]),
+        )
+        assert one.numpy().mean() == pytest.approx(
+            mixture_log_likelihood(y[:, j], mean[..., j], var[..., j], scale[j]), rel=1e-12
+        )
+    centre = mean.mean(axis=0)
+    mean_scaled, var_scaled = centre + scale * (mean - centre), var * scale**2
+    density = np.exp(-((y - mean_scaled) ** 2) / (2 * var_scaled)) / np.sqrt(2 * np.pi * var_scaled)
+    np.testing.assert_allclose(
+        joint.numpy(), np.log(density.prod(axis=-1).mean(axis=0)), rtol=1e-10
+    )
 
 
 def test_errors(linear_model):

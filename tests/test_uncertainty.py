@@ -19,6 +19,7 @@ from skbdl.uncertainty import (
     ClassificationUncertainty,
     RegressionUncertainty,
     _log_model_average,
+    _scale_spread,
     decompose_classification,
     decompose_regression,
     entropy,
@@ -381,6 +382,25 @@ def test_torch_log_model_average_matches_the_numpy_one(seed, temperature):
     log_proba = log_proba_samples(torch.from_numpy(logits), temperature)
     assert log_proba.dtype == torch.float64
     assert_allclose(log_proba.numpy(), np.log(samples), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("scale", [0.3, 1.0, 2.5])
+def test_scale_spread_scales_both_variances_and_keeps_the_mean(scale):
+    # Variance scaling (predictions, calibration fit, attacks): the mixture's mean
+    # stays, its aleatoric and epistemic variances both scale by scale**2; numpy
+    # arrays and torch tensors alike.
+    rng = np.random.RandomState(0)
+    means, variances = rng.randn(9, 30, 2), rng.gamma(2.0, 0.5, size=(9, 30, 2))
+    scaled = _scale_spread(means, variances, scale)
+    mean, total, aleatoric, epistemic = decompose_regression(means, variances)
+    new_mean, new_total, new_aleatoric, new_epistemic = decompose_regression(*scaled)
+    assert_allclose(new_mean, mean, rtol=1e-13, atol=1e-15)
+    assert_allclose(new_aleatoric, scale**2 * aleatoric, rtol=1e-13)
+    assert_allclose(new_epistemic, scale**2 * epistemic, rtol=1e-12)
+    assert_allclose(new_total, scale**2 * total, rtol=1e-12)
+    in_torch = _scale_spread(torch.from_numpy(means), torch.from_numpy(variances), scale)
+    for ours, theirs in zip(in_torch, scaled):
+        assert_allclose(ours.numpy(), theirs, rtol=1e-13, atol=1e-15)
 
 
 @pytest.mark.parametrize("seed", range(8))

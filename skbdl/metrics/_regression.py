@@ -6,10 +6,10 @@ The conventions (units, sign, shapes) are those of :mod:`skbdl.metrics`.
 import numbers
 
 import numpy as np
-from scipy.special import logsumexp, ndtr
+from scipy.special import ndtr
 from scipy.stats import norm
 
-from ..uncertainty import HALF_LOG_2PI, gaussian_nll_terms
+from ..uncertainty import HALF_LOG_2PI, _mixture_log_density, gaussian_nll_terms
 
 #: Component pairs evaluated at once by ``crps_gaussian_mixture`` (bounds memory).
 _CRPS_PAIRS_PER_CHUNK = 2**22
@@ -158,9 +158,7 @@ def gaussian_mixture_nll(y, mean_samples, var_samples):
     y, mean_samples, var_samples = _mixture_arrays(y, mean_samples, var_samples)
     if not np.all(var_samples > 0):
         raise ValueError("var_samples must be strictly positive.")
-    log_components = -(gaussian_nll_terms(y, mean_samples, var_samples) + HALF_LOG_2PI)
-    log_density = logsumexp(log_components, axis=0) - np.log(mean_samples.shape[0])
-    return float(-np.mean(log_density))
+    return float(-np.mean(_mixture_log_density(y, mean_samples, var_samples)))
 
 
 def _expected_abs_gaussian(m, var):

@@ -8,7 +8,7 @@ import numbers
 
 import numpy as np
 import torch
-from sklearn.base import MetaEstimatorMixin, _fit_context, clone
+from sklearn.base import MetaEstimatorMixin, _fit_context, clone, is_classifier
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import HasMethods, Interval
@@ -71,14 +71,6 @@ def default_network_params(n_train):
     )
 
 
-def default_network(classifier, seed, n_train, **kwargs):
-    """The unfitted default network for ``n_train`` rows."""
-    from .mc_dropout import MCDropoutClassifier, MCDropoutRegressor
-
-    cls = MCDropoutClassifier if classifier else MCDropoutRegressor
-    return cls(**default_network_params(n_train), **kwargs, random_state=seed)
-
-
 def unwrap(estimator):
     """``(fitted network module, device, transform, inner estimator)`` of a fitted
     estimator (``transform``: a pipeline's transformers, or None)."""
@@ -131,10 +123,11 @@ def float64_copy(network, transform, X_probe):
 class BasePostHoc(MetaEstimatorMixin, BasePredictor):
     """A posterior fitted on top of a trained network (``estimator``).
 
-    Subclasses define ``_default_estimator(seed, n_train)``, ``_network_targets(y)``
-    and ``_fit_posterior(estimator, X, y, selected)``, which returns the prediction
-    module and its device; optionally ``_select(X, y)``, hyper-parameters chosen
-    before the final network is fitted.
+    Subclasses define ``_fit_posterior(estimator, X, y, selected)``, which returns
+    the prediction module and its device; optionally ``_select(X, y)``,
+    hyper-parameters chosen before the final network is fitted, and
+    ``_sample_outputs`` where the module's ``sample(X, n_samples, generator)`` is
+    not the draws themselves.
     """
 
     _parameter_constraints = {
@@ -194,6 +187,24 @@ class BasePostHoc(MetaEstimatorMixin, BasePredictor):
             estimator.fit(X, y)
         return estimator, rng
 
+    def _default_estimator(self, seed, n_train):
+        """The unfitted default network (``estimator=None``) for ``n_train`` rows: an
+        MCDropout estimator with the pinned settings of :func:`default_network_params`
+        (a regressor with one noise variance per target)."""
+        from .mc_dropout import MCDropoutClassifier, MCDropoutRegressor
+
+        params = default_network_params(n_train)
+        if is_classifier(self):
+            return MCDropoutClassifier(**params, random_state=seed)
+        return MCDropoutRegressor(**params, likelihood="homoscedastic", random_state=seed)
+
+    def _network_targets(self, y):
+        """``y`` as a skorch net is fitted on it: class codes ``0 .. n_classes - 1``,
+        or float32 columns."""
+        if is_classifier(self):
+            return np.unique(y, return_inverse=True)[1].astype(np.int64)
+        return y.reshape(len(y), -1).astype(np.float32)
+
     def _select(self, X, y):
         """Hyper-parameters chosen before the final network is fitted (passed to
         :meth:`_fit_posterior`); None by default."""
@@ -243,6 +254,9 @@ class BasePostHoc(MetaEstimatorMixin, BasePredictor):
     @staticmethod
     def _generator(X, seed):
         return torch.Generator(device=X.device).manual_seed(seed)
+
+    def _sample_outputs(self, module, X, n_samples, seed):
+        return module.sample(X, n_samples, self._generator(X, seed))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

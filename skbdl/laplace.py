@@ -23,7 +23,6 @@ from ._posthoc import (
     ESTIMATOR_DOC,
     BasePostHoc,
     ProbitPredictiveMixin,
-    default_network,
     float64_copy,
     transformed,
     unwrap,
@@ -339,12 +338,6 @@ class LaplaceClassifier(ProbitPredictiveMixin, BayesianClassifierMixin, _BaseLap
         self.predict_batch_size = predict_batch_size
         self.random_state = random_state
 
-    def _default_estimator(self, seed, n_train):
-        return default_network(True, seed, n_train)
-
-    def _network_targets(self, y):
-        return np.unique(y, return_inverse=True)[1].astype(np.int64)
-
     def _fit_posterior(self, estimator, X, y, selected):
         codes, n_classes = self._prepare_targets(y)  # sets classes_
         head, device, logits, _, theta_eigen = self._fit_linearised(
@@ -353,9 +346,6 @@ class LaplaceClassifier(ProbitPredictiveMixin, BayesianClassifierMixin, _BaseLap
         log_proba = torch.log_softmax(logits, dim=1).cpu()
         self._evidence(float(log_proba[torch.arange(len(y)), codes].sum()), theta_eigen)
         return head, device
-
-    def _sample_outputs(self, module, X, n_samples, seed):
-        return module.sample(X, n_samples, self._generator(X, seed))
 
 
 class LaplaceRegressor(BayesianRegressorMixin, _BaseLaplace):
@@ -432,12 +422,6 @@ class LaplaceRegressor(BayesianRegressorMixin, _BaseLaplace):
         self.n_samples = n_samples
         self.predict_batch_size = predict_batch_size
         self.random_state = random_state
-
-    def _default_estimator(self, seed, n_train):
-        return default_network(False, seed, n_train, likelihood="homoscedastic")
-
-    def _network_targets(self, y):
-        return y.reshape(len(y), -1).astype(np.float32)
 
     def _fit_posterior(self, estimator, X, y, selected):
         _, n_outputs = self._prepare_targets(y)  # sets y_mean_, y_scale_

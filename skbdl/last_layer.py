@@ -27,7 +27,6 @@ from ._posthoc import (
     ESTIMATOR_DOC,
     BasePostHoc,
     ProbitPredictiveMixin,
-    default_network,
     float64_copy,
     transformed,
     unwrap,
@@ -391,12 +390,6 @@ class LastLayerBayesianRegressor(BayesianRegressorMixin, _BaseLastLayer):
         self.predict_batch_size = predict_batch_size
         self.random_state = random_state
 
-    def _default_estimator(self, seed, n_train):
-        return default_network(False, seed, n_train, likelihood="homoscedastic")
-
-    def _network_targets(self, y):
-        return y.reshape(len(y), -1).astype(np.float32)
-
     def _fit_head(self, features_net, features, y, selected=None):
         _, n_outputs = self._prepare_targets(y)  # sets y_mean_, y_scale_
         y_std = (y.reshape(len(y), -1) - self.y_mean_) / self.y_scale_
@@ -425,9 +418,6 @@ class LastLayerBayesianRegressor(BayesianRegressorMixin, _BaseLastLayer):
 
     def _predictive_moments(self, module, X, n_samples, seed):
         return module.moments(X)
-
-    def _sample_outputs(self, module, X, n_samples, seed):
-        return module.sample(X, n_samples, self._generator(X, seed))
 
 
 # --------------------------------------------------------------- classification
@@ -729,12 +719,6 @@ class LastLayerLaplaceClassifier(ProbitPredictiveMixin, BayesianClassifierMixin,
         self.predict_batch_size = predict_batch_size
         self.random_state = random_state
 
-    def _default_estimator(self, seed, n_train):
-        return default_network(True, seed, n_train)
-
-    def _network_targets(self, y):
-        return np.unique(y, return_inverse=True)[1].astype(np.int64)
-
     @staticmethod
     def _layer_weights(features_net, n_classes):
         """``(weight, bias, [weight, bias])`` of the network's last layer, float64."""
@@ -813,6 +797,3 @@ class LastLayerLaplaceClassifier(ProbitPredictiveMixin, BayesianClassifierMixin,
         head = _LaplaceHead(features_net, weight_mean, posterior)
         self.posterior_covariance_ = posterior.dense().numpy()
         return head
-
-    def _sample_outputs(self, module, X, n_samples, seed):
-        return module.sample(X, n_samples, self._generator(X, seed))

@@ -2,13 +2,12 @@
 
 import numbers
 
-import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
 from ._base import BayesianClassifierMixin, BayesianRegressorMixin, _seed_from
-from ._posthoc import DEFAULT_NETWORK_DOC, ESTIMATOR_DOC, default_network
+from ._posthoc import DEFAULT_NETWORK_DOC, ESTIMATOR_DOC
 from .last_layer import _BaseLastLayer
 from .mc_dropout import MCDropoutClassifier, MCDropoutRegressor
 
@@ -195,12 +194,6 @@ class LastLayerMCDropoutClassifier(BayesianClassifierMixin, _BaseLastLayerDropou
         self.predict_batch_size = predict_batch_size
         self.random_state = random_state
 
-    def _default_estimator(self, seed, n_train):
-        return default_network(True, seed, n_train)
-
-    def _network_targets(self, y):
-        return y
-
 
 class LastLayerMCDropoutRegressor(BayesianRegressorMixin, _BaseLastLayerDropout):
     __doc__ = (
@@ -278,9 +271,3 @@ class LastLayerMCDropoutRegressor(BayesianRegressorMixin, _BaseLastLayerDropout)
         self.n_samples = n_samples
         self.predict_batch_size = predict_batch_size
         self.random_state = random_state
-
-    def _default_estimator(self, seed, n_train):
-        return default_network(False, seed, n_train, likelihood="homoscedastic")
-
-    def _network_targets(self, y):
-        return y.reshape(len(y), -1).astype(np.float32)

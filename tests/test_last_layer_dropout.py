@@ -84,3 +84,26 @@ def test_deterministic_pass_is_the_head_without_dropout(digits):
         clf.predict_proba(X[1000:1010], deterministic=True), expected, rtol=1e-6
     )
     assert np.all(clf.predict_uncertainty(X[1000:1010], deterministic=True).epistemic == 0)
+
+
+def test_skorch_network_is_fitted_on_class_codes():
+    """An unfitted skorch net is fitted on the codes 0 .. n_classes - 1 of any labels
+    (as by the other post-hoc classifiers); predictions come back as the labels."""
+    from skorch import NeuralNetClassifier
+    from torch import nn
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(200, 2).astype(np.float32)
+    y = np.where(X[:, 0] > 0, "high", "low")
+    torch.manual_seed(0)
+    net = NeuralNetClassifier(
+        nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 2)),
+        criterion=nn.CrossEntropyLoss,
+        max_epochs=20,
+        lr=0.5,
+        train_split=None,
+        verbose=0,
+    )
+    clf = LastLayerMCDropoutClassifier(net, random_state=0).fit(X, y)
+    assert set(clf.predict(X)) <= {"high", "low"}
+    assert np.mean(clf.predict(X) == y) > 0.9

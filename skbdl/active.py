@@ -29,9 +29,9 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.base import clone, is_classifier
 from sklearn.metrics import check_scoring
-from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 
+from ._meta import predict_uncertainty
 from .uncertainty import entropy
 
 __all__ = [
@@ -44,13 +44,6 @@ __all__ = [
     "random_acquisition",
     "variation_ratio",
 ]
-
-
-def _final_step(estimator, X):
-    """The last step of a pipeline and ``X`` transformed by the steps before it."""
-    if isinstance(estimator, Pipeline):
-        return estimator[-1], estimator[:-1].transform(X)
-    return estimator, X
 
 
 def predictive_entropy(estimator, X):
@@ -94,8 +87,10 @@ def bald(estimator, X):
 
     Parameters
     ----------
-    estimator : skbdl classifier or Pipeline ending in one
-        Fitted; needs ``predict_uncertainty``.
+    estimator : skbdl classifier, or a meta-estimator holding one
+        Fitted; needs ``predict_uncertainty``, reached through a ``Pipeline``, a
+        search estimator or a ``FrozenEstimator`` as by
+        :func:`skbdl.predict_uncertainty`.
     X : array-like of shape (n_rows, n_features)
         Unlabelled rows.
 
@@ -116,13 +111,7 @@ def bald(estimator, X):
     >>> bald(clf, X[:3]).shape
     (3,)
     """
-    step, Xt = _final_step(estimator, X)
-    if not hasattr(step, "predict_uncertainty"):
-        raise TypeError(
-            f"BALD needs an estimator with predict_uncertainty (an skbdl classifier); got "
-            f"{type(step).__name__}."
-        )
-    return step.predict_uncertainty(Xt).epistemic
+    return predict_uncertainty(estimator, X).epistemic
 
 
 def variation_ratio(estimator, X):

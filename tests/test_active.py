@@ -5,6 +5,7 @@ import pytest
 import torch
 from scipy import stats
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -73,6 +74,8 @@ def test_acquisition_through_a_pipeline_transforms_first():
     ).fit(X, y)
     expected = model[-1].predict_uncertainty(model[0].transform(X[:5])).epistemic
     np.testing.assert_allclose(bald(model, X[:5]), expected)
+    # and through the other meta-estimators skbdl.predict_uncertainty walks
+    np.testing.assert_allclose(bald(FrozenEstimator(model), X[:5]), expected)
     with pytest.raises(TypeError, match="predict_uncertainty"):
         bald(LogisticRegression().fit(X, y), X[:5])
 

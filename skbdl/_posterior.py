@@ -227,6 +227,20 @@ class _RecordInput(nn.Module):
         return self.layer(x, *args, **kwargs)
 
 
+def layer_inputs(module, layers, X):
+    """``(output, inputs)``: ``module`` run on ``X`` (as a view in eval mode; the
+    module is not changed, and no hooks are registered, so concurrent calls are safe)
+    and ``inputs[i]`` the last input ``layers[i]`` received in that pass (None if it
+    was not called).  Gradients are tracked unless the caller disables them."""
+    sinks = {id(layer): [] for layer in layers}
+
+    def record(m):
+        return _RecordInput(m, sinks[id(m)]) if id(m) in sinks else None
+
+    output = module_view(module, record)(X)
+    return output, [sinks[id(layer)][-1] if sinks[id(layer)] else None for layer in layers]
+
+
 def ggn_curvature(structure, module, subset, batches, kind, n_outputs=None):
     """The generalised Gauss-Newton matrix ``sum_n J_n^T Lambda_n J_n`` of a network.
 
@@ -255,21 +269,15 @@ def ggn_curvature(structure, module, subset, batches, kind, n_outputs=None):
         biases = [_qualified(name, "bias") for name, _ in layers]
         if any(layer.bias is None for _, layer in layers):
             raise ValueError("hessian_structure='kron' needs linear layers with biases.")
-        ids = {id(layer): i for i, (_, layer) in enumerate(layers)}
         G = [0.0] * len(layers)
         A = [0.0] * len(layers)
     total, n_rows = 0.0, 0
     for X, noise_var, *given in batches:
         out = given[0] if given else None
         if layers is not None:  # the layers' inputs (and the outputs) of one pass
-            sinks = [[] for _ in layers]
-
-            def record(m, sinks=sinks):
-                return _RecordInput(m, sinks[ids[id(m)]]) if id(m) in ids else None
-
             with torch.no_grad():
-                recorded = module_view(module, record)(X)[:, :n_outputs].double()
-            out = recorded if out is None else out
+                recorded, inputs = layer_inputs(module, [layer for _, layer in layers], X)
+            out = recorded[:, :n_outputs].double() if out is None else out
         if out is None:
             out, J = network_jacobian(module, names, X, n_outputs)
         else:
@@ -287,7 +295,7 @@ def ggn_curvature(structure, module, subset, batches, kind, n_outputs=None):
             for i, (_, layer) in enumerate(layers):
                 g = M[:, :, start : start + layer.out_features].reshape(-1, layer.out_features)
                 start += layer.out_features
-                a = sinks[i][-1].reshape(len(X), -1).double()
+                a = inputs[i].reshape(len(X), -1).double()
                 a = torch.cat([a, torch.ones(len(a), 1, dtype=a.dtype, device=a.device)], 1)
                 G[i] = G[i] + g.T @ g
                 A[i] = A[i] + a.T @ a
@@ -422,6 +430,14 @@ def laplace_prior_precision(eigenvalues, weight_mean):
 
 
 # -------------------------------------------------------- covariance structures
+def standard_normal(shape, generator, device):
+    """Float64 ``N(0, 1)`` draws of ``shape`` from ``generator``, made on the
+    generator's device (so a seed gives the same draws wherever they are used) and
+    moved to ``device``."""
+    noise = torch.randn(shape, generator=generator, dtype=torch.float64, device=generator.device)
+    return noise.to(device)
+
+
 class Covariance(nn.Module):
     """A Gaussian posterior's covariance over ``n_params`` flattened weights (base).
 
@@ -454,10 +470,7 @@ class Covariance(nn.Module):
         return next(iter(self.buffers())).device
 
     def _normal(self, shape, generator):
-        noise = torch.randn(
-            shape, generator=generator, dtype=torch.float64, device=generator.device
-        )
-        return noise.to(self._device())
+        return standard_normal(shape, generator, self._device())
 
 
 class DenseCovariance(Covariance):

@@ -16,11 +16,12 @@ from torch import nn
 from ._base import BayesianClassifierMixin, BayesianRegressorMixin, _seed_from
 from ._posterior import (
     FullCurvature,
-    _RecordInput,
     laplace_prior_precision,
     last_linear,
+    layer_inputs,
     log_marginal_likelihood,
     probit_log_proba,
+    standard_normal,
 )
 from ._posthoc import (
     DEFAULT_NETWORK_DOC,
@@ -31,7 +32,6 @@ from ._posthoc import (
     transformed,
     unwrap,
 )
-from .nn._views import module_view
 
 __all__ = ["LastLayerBayesianRegressor", "LastLayerLaplaceClassifier"]
 
@@ -73,15 +73,11 @@ class _FeatureNetwork(nn.Module):
 
     def forward(self, X):
         X = transformed(self.transform, X)  # a Pipeline's transformers, if any
-        captured = []
-        view = module_view(
-            self.network, lambda m: _RecordInput(m, captured) if m is self.layer else None
-        )
         with torch.no_grad():
-            view(X.to(self.dtype))
-        if not captured:
+            _, (features,) = layer_inputs(self.network, [self.layer], X.to(self.dtype))
+        if features is None:
             raise RuntimeError("The network's forward pass did not call its last layer.")
-        return captured[-1].reshape(len(X), -1).to(torch.float64)
+        return features.reshape(len(X), -1).to(torch.float64)
 
 
 class _BaseLastLayer(BasePostHoc):
@@ -183,13 +179,7 @@ class _BayesianLinearHead(nn.Module):
     def sample(self, X, n_samples, generator):
         phi = self.centred(X)
         n_outputs, n_features = self.coef.shape[1], self.coef.shape[0]
-        noise = torch.randn(
-            (n_samples, n_outputs, n_features),
-            generator=generator,
-            dtype=torch.float64,
-            device=generator.device,
-        )
-        noise = noise.to(self.coef.device)
+        noise = standard_normal((n_samples, n_outputs, n_features), generator, self.coef.device)
         weights = self.coef.T + torch.einsum("oij,soj->soi", self.cholesky, noise)  # (S, O, F)
         mean = torch.einsum("nf,sof->sno", phi, weights) + self.intercept
         return mean, self.noise_var.expand_as(mean)

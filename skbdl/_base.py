@@ -20,7 +20,6 @@ from abc import ABCMeta, abstractmethod
 import numpy as np
 import scipy.sparse as sp
 import torch
-from scipy.special import ndtri
 from sklearn.base import (
     BaseEstimator,
     ClassifierMixin,
@@ -47,6 +46,7 @@ from .uncertainty import (
     _LOG_FACTOR_BOUNDS,
     ClassificationUncertainty,
     RegressionUncertainty,
+    _gaussian_interval,
     _scale_spread,
     fit_log_scale,
     fit_log_temperature,
@@ -1118,8 +1118,7 @@ class BayesianRegressorMixin(RegressorMixin):
             raise ValueError(f"confidence must be a float in (0, 1); got {confidence!r}.")
         if method == "gaussian":
             u = self.predict_uncertainty(X, n_samples=n_samples, deterministic=deterministic)
-            half_width = ndtri(0.5 + confidence / 2) * u.std
-            return np.stack([u.mean - half_width, u.mean + half_width], axis=-1)
+            return _gaussian_interval(u.mean, u.std, confidence)
         if method != "mixture":
             raise ValueError(f"method must be 'gaussian' or 'mixture'; got {method!r}.")
         levels = [(1 - confidence) / 2, (1 + confidence) / 2]

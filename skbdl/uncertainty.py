@@ -293,6 +293,16 @@ class RegressionUncertainty:
         return np.sqrt(self.epistemic_var)
 
 
+def _gaussian_interval(mean, std, confidence):
+    """Central intervals ``mean -+ Phi^-1((1 + confidence) / 2) * std`` of Gaussians,
+    holding a draw with probability ``confidence``: shape ``mean.shape + (2,)``,
+    lower and upper ends on the last axis."""
+    from scipy.special import ndtri
+
+    half_width = ndtri(0.5 + confidence / 2) * std
+    return np.stack([mean - half_width, mean + half_width], axis=-1)
+
+
 def gaussian_mixture_cdf(y, mean_samples, var_samples):
     """Cumulative distribution function of an equally weighted mixture of Gaussians.
 

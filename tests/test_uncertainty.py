@@ -18,6 +18,7 @@ from skbdl._reductions import (
 from skbdl.uncertainty import (
     ClassificationUncertainty,
     RegressionUncertainty,
+    _gaussian_interval,
     _log_model_average,
     _scale_spread,
     decompose_classification,
@@ -382,6 +383,19 @@ def test_torch_log_model_average_matches_the_numpy_one(seed, temperature):
     log_proba = log_proba_samples(torch.from_numpy(logits), temperature)
     assert log_proba.dtype == torch.float64
     assert_allclose(log_proba.numpy(), np.log(samples), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("confidence", [0.5, 0.9, 0.99])
+def test_gaussian_interval_holds_its_confidence(confidence):
+    # Central: each tail holds (1 - confidence) / 2 of the Gaussian's mass.
+    from scipy.stats import norm
+
+    rng = np.random.RandomState(0)
+    mean, std = rng.randn(10, 2), rng.gamma(2.0, 1.0, size=(10, 2))
+    intervals = _gaussian_interval(mean, std, confidence)
+    assert intervals.shape == (10, 2, 2)
+    assert_allclose(norm.cdf(intervals[..., 0], mean, std), (1 - confidence) / 2, rtol=1e-10)
+    assert_allclose(norm.sf(intervals[..., 1], mean, std), (1 - confidence) / 2, rtol=1e-10)
 
 
 @pytest.mark.parametrize("scale", [0.3, 1.0, 2.5])

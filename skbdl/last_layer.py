@@ -114,18 +114,21 @@ class _BaseLastLayer(BasePostHoc):
         return self._head
 
 
+_LAST_LAYER_DOC = """    last_layer : str, default=None
+        Name (as in ``module.get_submodule``) of the ``torch.nn.Linear`` layer that
+        maps the penultimate features to the network's outputs; its input is the
+        feature vector.  ``None`` takes the last ``nn.Linear`` the module registers
+        (``output`` in skbdl's MLP).
+"""
+
 _COMMON_PARAMS = (
     """
     Parameters
     ----------
 """
     + ESTIMATOR_DOC
-    + """    last_layer : str, default=None
-        Name (as in ``module.get_submodule``) of the ``torch.nn.Linear`` layer that
-        maps the penultimate features to the network's outputs; its input is the
-        feature vector.  ``None`` takes the last ``nn.Linear`` the module registers
-        (``output`` in skbdl's MLP).
-    n_samples : int, default=100
+    + _LAST_LAYER_DOC
+    + """    n_samples : int, default=100
         Monte Carlo draws of the last-layer weights for :meth:`sample_predictions`
         {mc_use}.
     predict_batch_size : int, default=None

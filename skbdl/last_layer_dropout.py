@@ -8,7 +8,7 @@ from torch import nn
 
 from ._base import BayesianClassifierMixin, BayesianRegressorMixin, _seed_from
 from ._posthoc import DEFAULT_NETWORK_DOC, ESTIMATOR_DOC
-from .last_layer import _BaseLastLayer
+from .last_layer import _LAST_LAYER_DOC, _BaseLastLayer
 from .mc_dropout import MCDropoutClassifier, MCDropoutRegressor
 
 
@@ -87,10 +87,8 @@ _PARAMS = (
     ----------
 """
     + ESTIMATOR_DOC
-    + """    last_layer : str, default=None
-        Name (as in ``module.get_submodule``) of the ``torch.nn.Linear`` layer whose
-        input is the feature vector; ``None`` takes the last ``nn.Linear``.
-    dropout : float, default=0.5
+    + _LAST_LAYER_DOC
+    + """    dropout : float, default=0.5
         Dropout probability on the frozen features, in training and at prediction.
     max_epochs : int or 'auto', default='auto'
         Training budget of the head (as ``MCDropout*``'s).

@@ -22,7 +22,6 @@ figure (needs matplotlib).
 import time
 
 import numpy as np
-from scipy.stats import norm
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LinearRegression
 from sklearn.metrics import log_loss, roc_auc_score
@@ -34,6 +33,7 @@ from . import metrics
 from ._meta import predict_uncertainty
 from .ensemble import DeepEnsembleRegressor
 from .mc_dropout import MCDropoutClassifier
+from .uncertainty import _gaussian_interval
 
 #: Digits the classifier is trained on; the others are out-of-distribution.
 SEEN_DIGITS = tuple(range(8))
@@ -128,8 +128,7 @@ def _interval_coverage(y, mean, std, level=INTERVAL_LEVEL):
     0.6666666666666666
     """
     mean, std = (np.asarray(a, dtype=np.float64) for a in (mean, std))
-    half_width = norm.ppf(0.5 + level / 2) * std
-    return metrics.interval_coverage(y, np.stack([mean - half_width, mean + half_width], -1))
+    return metrics.interval_coverage(y, _gaussian_interval(mean, std, level))
 
 
 def _expected_calibration_error(y_true, proba, classes=None, n_bins=15):

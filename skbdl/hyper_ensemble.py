@@ -494,9 +494,7 @@ class HyperDeepEnsembleClassifier(BayesianClassifierMixin, _BaseHyperDeepEnsembl
         return EnsembleCrossEntropyLoss
 
     def _member_log_likelihoods(self, X, y):
-        logits = np.concatenate(
-            [out for _, out, _ in self._iter_samples(X, validated=True)], axis=1
-        )
+        (logits,) = self._predict_rows(X, rows_axis=1, validated=True)
         labels = np.searchsorted(self.classes_, y)
         log_proba = logits - logsumexp(logits, axis=-1, keepdims=True)
         return log_proba[:, np.arange(len(labels)), labels]
@@ -613,9 +611,7 @@ class HyperDeepEnsembleRegressor(BayesianRegressorMixin, _BaseHyperDeepEnsemble)
         )
 
     def _member_log_likelihoods(self, X, y):
-        outs = [out for _, out, _ in self._iter_samples(X, validated=True)]
-        mean = np.concatenate([m for m, _ in outs], axis=1)
-        var = np.concatenate([v for _, v in outs], axis=1)
+        mean, var = self._predict_rows(X, rows_axis=1, validated=True)
         mean, var = self._mean_to_original(mean), self._variance_to_original(var)
         y = y.reshape(mean.shape[1:])
         log_density = -(gaussian_nll_terms(y, mean, var) + HALF_LOG_2PI)

@@ -10,11 +10,10 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from scipy.special import ndtri
 
 from ..datasets import list_uci_datasets, load_uci_split, read_uci_settings, uci_n_splits
 from ..metrics import gaussian_mixture_nll, gaussian_nll, interval_coverage, rmse
-from ..uncertainty import decompose_regression
+from ..uncertainty import _gaussian_interval, decompose_regression
 from ._published import published_name
 from ._registry import METHODS
 
@@ -191,8 +190,8 @@ def gaussian_interval_coverage(y, mean, var, confidence=COVERAGE_CONFIDENCE):
     0.6666666666666666
     """
     mean = np.asarray(mean, dtype=np.float64)
-    half_width = ndtri(0.5 + confidence / 2) * np.sqrt(np.asarray(var, dtype=np.float64))
-    return interval_coverage(y, np.stack([mean - half_width, mean + half_width], axis=-1))
+    std = np.sqrt(np.asarray(var, dtype=np.float64))
+    return interval_coverage(y, _gaussian_interval(mean, std, confidence))
 
 
 def _is_skipped(row):

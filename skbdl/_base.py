@@ -560,14 +560,6 @@ class BasePredictor(PersistenceMixin, BaseEstimator, metaclass=ABCMeta):
                 torch.from_numpy(array[where]).copy_(part)
         return tuple(result)
 
-    def _iter_samples(self, X, n_samples=None, sampler=None, validated=False):
-        """Yield ``(row_slice, outputs, n_rows)`` over row chunks, outputs as float64
-        numpy with draws on axis 0 (raw outputs in standardised units).  See
-        :meth:`_device_chunks`.  To assemble every row, use :meth:`_predict_rows`
-        (``rows_axis=1`` for raw draws), the one assembly of chunks."""
-        for chunk, n_rows, out in self._device_chunks(X, n_samples, sampler, validated):
-            yield chunk, _to_numpy(out), n_rows
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False

@@ -292,6 +292,5 @@ class ProbitPredictiveMixin:
             return self.predict_uncertainty(X, deterministic=deterministic).proba
         if self.predictive == "mc":
             return self.predict_uncertainty(X).proba
-        parts = [out[0] for _, out, _ in self._iter_samples(X, 1, sampler=self._probit_samples)]
-        proba = np.concatenate(parts, axis=0)
+        (proba,) = self._predict_rows(X, 1, reduce=lambda out: out[0], sampler=self._probit_samples)
         return proba / proba.sum(axis=1, keepdims=True)

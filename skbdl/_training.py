@@ -494,9 +494,6 @@ class BaseBayesianNetwork(TrainedNetMixin, BasePredictor):
     #: Name of the training loss in the progress bar.
     _loss_name = "loss"
 
-    def _progress_callbacks(self):
-        return progress_callbacks(self, self.max_epochs_)
-
     def _callbacks(self):
         extra = []
         if self.early_stopping:

@@ -1,6 +1,5 @@
 """SWAG and MultiSWAG (Maddox et al. 2019; Wilson & Izmailov 2020)."""
 
-import copy
 import math
 import numbers
 
@@ -11,7 +10,6 @@ from skorch.callbacks import Callback
 from torch import nn
 
 from ._base import BayesianClassifierMixin, BayesianRegressorMixin, _seed_from
-from ._net import DivergenceCheck
 from ._posterior import AllWeights, SWAGMoments, unflatten
 from ._training import (
     CALIBRATION_DOC,
@@ -89,8 +87,7 @@ class _BaseSWAG(BaseBayesianNetwork):
         return MLP(n_features_in, n_outputs, hidden_layer_sizes=sizes, activation=self.activation)
 
     def _callbacks(self):
-        callbacks = [("divergence_check", DivergenceCheck()), *self._progress_callbacks()]
-        return callbacks + [("swag", self._collector)] + copy.deepcopy(self.callbacks or [])
+        return self._net_callbacks(self.max_epochs_, ("swag", self._collector))
 
     def _train_network(self, X, y, n_outputs, seed, device):
         """Train ``n_models`` networks (model 0 from ``seed``), collecting each one's

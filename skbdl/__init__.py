@@ -7,8 +7,9 @@ from .bbb import BayesianMLPClassifier, BayesianMLPRegressor
 from .ensemble import DeepEnsembleClassifier, DeepEnsembleRegressor
 from .hyper_ensemble import HyperDeepEnsembleClassifier, HyperDeepEnsembleRegressor
 from .laplace import LaplaceClassifier, LaplaceRegressor
-from .last_layer import LastLayerBayesianRegressor, LastLayerLaplaceClassifier
+from .last_layer import LastLayerBayesianRegressor
 from .last_layer_dropout import LastLayerMCDropoutClassifier, LastLayerMCDropoutRegressor
+from .last_layer_laplace import LastLayerLaplaceClassifier
 from .mc_dropout import MCDropoutClassifier, MCDropoutRegressor
 from .pbp import PBPRegressor
 from .swag import SWAGClassifier, SWAGRegressor

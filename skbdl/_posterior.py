@@ -407,7 +407,7 @@ def laplace_prior_precision(eigenvalues, weight_mean):
     Examples
     --------
     >>> import numpy as np
-    >>> from skbdl.last_layer import laplace_prior_precision
+    >>> from skbdl._posterior import laplace_prior_precision
     >>> delta = laplace_prior_precision(np.array([100.0, 1.0]), np.array([1.0, 0.0]))
     >>> round(delta * 1.0, 6) == round(100 / (100 + delta) + 1 / (1 + delta), 6)
     True

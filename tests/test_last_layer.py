@@ -22,7 +22,7 @@ from skbdl import (
     MCDropoutClassifier,
     MCDropoutRegressor,
 )
-from skbdl.last_layer import _PRIOR_PRECISION_GRID, holdout_prior_precision
+from skbdl.last_layer_laplace import _PRIOR_PRECISION_GRID, holdout_prior_precision
 from skbdl.metrics import categorical_nll, expected_calibration_error
 
 SMALL_NET = dict(hidden_layer_sizes=(16,), dropout=0.0, max_epochs=30, lr=0.01, random_state=0)

@@ -754,11 +754,9 @@ class SkbdlNet(NeuralNet):
             return super().train_step(batch, **fit_params)
         Xi, yi, *weight = batch
         weight = weight[0] if weighted else None
-        # The hand-written fast path takes no sample weights (yet): a batch that
-        # carries them always runs through autograd, with the weighted loss.
-        if self._fast_step is not None and not weighted:
+        if self._fast_step is not None:
             with torch.no_grad():
-                loss, y_pred = self._fast_step(Xi, yi)
+                loss, y_pred = self._fast_step(Xi, yi, weight)
                 if self._batch_hook:  # what the module's forward returns, as on autograd
                     y_pred = _module_output(self.module_, y_pred)
             if self._grad_hook:

@@ -13,9 +13,11 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from skorch.callbacks import Callback, LRScheduler
+from test_fast_path import row_weights
 from torch import nn
 
 from skbdl import BayesianMLPClassifier, BayesianMLPRegressor
+from skbdl._net import weighted_loss
 from skbdl.nn import (
     BayesianLinear,
     BayesianMLP,
@@ -168,7 +170,8 @@ def test_sampled_network_draws_do_not_depend_on_the_rows():
 @pytest.mark.parametrize("prior", [GaussianPrior(0.7), MIXTURE], ids=["gaussian", "mixture"])
 @pytest.mark.parametrize("task", ["classification", "homoscedastic", "heteroscedastic"])
 @pytest.mark.parametrize("activation", ["relu", "tanh", "logistic", "identity"])
-def test_fast_elbo_step_matches_autograd(prior, task, activation):
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_fast_elbo_step_matches_autograd(prior, task, activation, weighted):
     torch.manual_seed(0)
     width = {"classification": 3, "homoscedastic": 2, "heteroscedastic": 4}[task]
     body = BayesianMLP(
@@ -180,16 +183,21 @@ def test_fast_elbo_step_matches_autograd(prior, task, activation):
         module = GaussianRegressionModule(body, 2, task)
         criterion, y = GaussianNLLLoss(), torch.randn(11, 2)
     X, scale = torch.randn(11, 4), 0.37
+    weight = row_weights(11) if weighted else None
     module.train()
     torch.manual_seed(1)
-    reference = criterion(module(X), y) + scale * kl_divergence(module)
+    if weighted:  # the loss of a sample-weighted batch on the autograd path
+        reference = weighted_loss(criterion, module(X), y, weight)
+    else:
+        reference = criterion(module(X), y)
+    reference = reference + scale * kl_divergence(module)
     reference.backward()
     expected = {name: p.grad.clone() for name, p in module.named_parameters()}
     step = make_fast_step(module, criterion, lambda: scale)
     assert step is not None
     torch.manual_seed(1)
     with torch.no_grad():
-        loss, _ = step(X, y)
+        loss, _ = step(X, y, weight)
     torch.testing.assert_close(loss, reference.detach(), rtol=1e-5, atol=1e-5)
     for name, p in module.named_parameters():
         torch.testing.assert_close(p.grad, expected[name], rtol=1e-4, atol=1e-5)

@@ -109,6 +109,7 @@ EXPECTED_FAILED_CHECKS = {
         _EQUIVALENCE, _RANDOM_PER_ROW.format(noise="weight noise")
     ),
     "DeepEnsembleClassifier": dict.fromkeys(_EQUIVALENCE, _FLOAT32),
+    "SWAGClassifier": dict.fromkeys(_EQUIVALENCE, _FLOAT32),
     "HyperDeepEnsembleClassifier": {
         **dict.fromkeys(_EQUIVALENCE, _HELD_OUT),
         "check_classifiers_one_label_sample_weights": _HELD_OUT,

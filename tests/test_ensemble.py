@@ -12,10 +12,12 @@ from joblib.parallel import BACKENDS
 from sklearn.model_selection import GridSearchCV
 from sklearn.utils import check_random_state
 from skorch.callbacks import Callback
+from test_fast_path import row_weights
 from torch import nn
 
 from skbdl import DeepEnsembleClassifier, DeepEnsembleRegressor
 from skbdl._base import _seed_from
+from skbdl._net import weighted_loss
 from skbdl.ensemble import _member_seeds
 from skbdl.nn import (
     MLP,
@@ -379,21 +381,25 @@ def test_containers_agree_with_their_members():
         torch.testing.assert_close(joined(X), torch.cat([want, want]))
 
 
-def _grads(module, step, X, y, criterion):
+def _grads(module, step, X, y, criterion, weight=None):
     module.zero_grad(set_to_none=True)
     if step is None:
-        loss = criterion(module(X), y)
+        if weight is None:
+            loss = criterion(module(X), y)
+        else:  # the loss of a sample-weighted batch on the autograd path
+            loss = weighted_loss(criterion, module(X), y, weight)
         loss.backward()
     else:
         with torch.no_grad():
-            loss, _ = step(X, y)
+            loss, _ = step(X, y, weight)
     return loss.detach(), [p.grad.clone() for p in module.parameters()]
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh", "logistic", "identity"])
 @pytest.mark.parametrize("hidden", [(), (6, 5)])
 @pytest.mark.parametrize("task", ["classification", "homoscedastic", "heteroscedastic"])
-def test_stacked_fast_step_matches_autograd(activation, hidden, task):
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_stacked_fast_step_matches_autograd(activation, hidden, task, weighted):
     torch.manual_seed(0)
     n_members, n_targets = 3, 2
     X = torch.randn(n_members, 11, 4)
@@ -410,8 +416,9 @@ def test_stacked_fast_step_matches_autograd(activation, hidden, task):
         criterion, y = EnsembleGaussianNLLLoss(), torch.randn(n_members, 11, n_targets)
     step = make_fast_step(module, criterion)
     assert step is not None
-    ref_loss, ref_grads = _grads(module, None, X, y, criterion)
-    fast_loss, fast_grads = _grads(module, step, X, y, criterion)
+    weight = row_weights(n_members, 11) if weighted else None  # each member its own
+    ref_loss, ref_grads = _grads(module, None, X, y, criterion, weight)
+    fast_loss, fast_grads = _grads(module, step, X, y, criterion, weight)
     torch.testing.assert_close(fast_loss, ref_loss, rtol=1e-5, atol=1e-6)
     for fast, ref in zip(fast_grads, ref_grads):
         torch.testing.assert_close(fast, ref, rtol=1e-4, atol=1e-6)

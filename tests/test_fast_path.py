@@ -4,54 +4,67 @@ import pytest
 import torch
 from torch import nn
 
+from skbdl._net import weighted_loss
 from skbdl.nn import MLP, GaussianNLLLoss, GaussianRegressionModule
 from skbdl.nn._fast import make_fast_step
 
 ACTIVATIONS = ["relu", "tanh", "logistic", "identity"]
 
 
-def _autograd_reference(module, criterion, X, y):
+def row_weights(*shape):
+    """Sample weights as training normalises them (mean 1), one of them zero."""
+    weight = torch.rand(*shape, generator=torch.Generator().manual_seed(5)) * 3
+    weight[..., 0] = 0.0
+    return weight * (shape[-1] / weight.sum(-1, keepdim=True))
+
+
+def _autograd_reference(module, criterion, X, y, weight=None):
     module.zero_grad(set_to_none=True)
-    loss = criterion(module(X), y)
+    if weight is None:
+        loss = criterion(module(X), y)
+    else:  # the loss of a sample-weighted batch on the autograd path
+        loss = weighted_loss(criterion, module(X), y, weight)
     loss.backward()
     return loss.detach(), {n: p.grad.clone() for n, p in module.named_parameters()}
 
 
-def _fast(module, criterion, X, y):
+def _fast(module, criterion, X, y, weight=None):
     module.zero_grad(set_to_none=True)
     step = make_fast_step(module, criterion)
     assert step is not None
     with torch.no_grad():
-        loss, _ = step(X, y)
+        loss, _ = step(X, y, weight)
     return loss, {n: p.grad.clone() for n, p in module.named_parameters()}
 
 
-def _compare(module, criterion, X, y, dropout):
+def _compare(module, criterion, X, y, dropout, weight=None):
     # The same dropout masks in both passes: reseed before each.
     torch.manual_seed(1)
-    ref_loss, ref_grads = _autograd_reference(module, criterion, X, y)
+    ref_loss, ref_grads = _autograd_reference(module, criterion, X, y, weight)
     torch.manual_seed(1)
-    fast_loss, fast_grads = _fast(module, criterion, X, y)
+    fast_loss, fast_grads = _fast(module, criterion, X, y, weight)
     torch.testing.assert_close(fast_loss, ref_loss, rtol=1e-5, atol=1e-6)
     assert ref_grads.keys() == fast_grads.keys()
     for name in ref_grads:
         torch.testing.assert_close(fast_grads[name], ref_grads[name], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
 @pytest.mark.parametrize("hidden", [(), (7,), (6, 5)])
-def test_cross_entropy_gradients_match_autograd(activation, dropout, hidden):
+def test_cross_entropy_gradients_match_autograd(activation, dropout, hidden, weighted):
     torch.manual_seed(0)
     module = MLP(4, 3, hidden_layer_sizes=hidden, activation=activation, dropout=dropout)
     X, y = torch.randn(11, 4), torch.randint(0, 3, (11,))
-    _compare(module, nn.CrossEntropyLoss(), X, y, dropout)
+    _compare(module, nn.CrossEntropyLoss(), X, y, dropout, row_weights(11) if weighted else None)
 
 
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("likelihood", ["homoscedastic", "heteroscedastic"])
 @pytest.mark.parametrize("n_targets", [1, 2])
-def test_gaussian_gradients_match_autograd(activation, likelihood, n_targets):
+def test_gaussian_gradients_match_autograd(activation, likelihood, n_targets, weighted):
     torch.manual_seed(0)
     width = 2 * n_targets if likelihood == "heteroscedastic" else n_targets
     body = MLP(4, width, hidden_layer_sizes=(6, 5), activation=activation, dropout=0.2)
@@ -60,7 +73,7 @@ def test_gaussian_gradients_match_autograd(activation, likelihood, n_targets):
         with torch.no_grad():
             module.log_noise_var.copy_(torch.linspace(-0.5, 0.5, n_targets))
     X, y = torch.randn(9, 4), torch.randn(9, n_targets)
-    _compare(module, GaussianNLLLoss(), X, y, 0.2)
+    _compare(module, GaussianNLLLoss(), X, y, 0.2, row_weights(9) if weighted else None)
 
 
 def test_unsupported_modules_fall_back_to_autograd():

@@ -23,11 +23,12 @@ variance and no output activation
 
 The layers' activations are ReLU, tanh, logistic or identity; an MLP's dropout is
 supported; a BayesianMLP needs biases and one :class:`~skbdl.nn.GaussianPrior` or
-:class:`~skbdl.nn.ScaleMixturePrior` for all its layers.  The training loop
-(``skbdl._net.SkbdlNet.train_step``) further leaves to autograd the batches that
-carry sample weights, modules with an ``extra_loss``, closure optimizers (LBFGS) and
-adversarial training; any optimizer steps the gradients, a fused Adam/AdamW by a
-direct kernel call (``skbdl._net._FusedAdamStep``).
+:class:`~skbdl.nn.ScaleMixturePrior` for all its layers.  Batches may carry sample
+weights (the weighted loss of ``skbdl._net.weighted_loss``).  The training loop
+(``skbdl._net.SkbdlNet.train_step``) further leaves to autograd modules with an
+``extra_loss``, closure optimizers (LBFGS) and adversarial training; any optimizer
+steps the gradients, a fused Adam/AdamW by a direct kernel call
+(``skbdl._net._FusedAdamStep``).
 
 The three networks share one step, :class:`_FastStep`: the activations, dropout,
 losses and the backward recursion are written once; a network contributes only its
@@ -171,42 +172,62 @@ class _LocalReparameterisation:
 # serve the single network (outputs ``(n_rows, width)``) and the stacked ensemble
 # (``(n_members, n_rows, width)``) alike: rows on axis -2, the mean over rows (and
 # targets), summed over any leading (member) axes, as the criteria compute it.
-def _cross_entropy(out, y):
+# ``weight`` (None, or the rows' normalised sample weights, ``(n_rows,)`` or
+# ``(n_members, n_rows)``) makes it the weighted mean ``mean_i(w_i * loss_i)`` of
+# ``skbdl._net.weighted_loss``.
+def _cross_entropy(out, y, weight=None):
     n_rows = out.shape[-2]
     y = y.expand(out.shape[:-1]).unsqueeze(-1)
     log_proba = torch.log_softmax(out, dim=-1)
-    loss = -log_proba.gather(-1, y).sum() / n_rows
     minus_one = torch.full(y.shape, -1.0, dtype=out.dtype, device=out.device)
+    if weight is None:
+        loss = -log_proba.gather(-1, y).sum() / n_rows
+        g = log_proba.exp_().scatter_add_(-1, y, minus_one)
+        return loss, g.div_(n_rows)
+    w = weight.unsqueeze(-1)
+    loss = -(log_proba.gather(-1, y) * w).sum() / n_rows
     g = log_proba.exp_().scatter_add_(-1, y, minus_one)
-    return loss, g.div_(n_rows)
+    return loss, g.mul_(w).div_(n_rows)
 
 
 def _homoscedastic(head):
-    def loss_fn(out, y):
+    def loss_fn(out, y, weight=None):
         log_var = head.log_noise_var  # (n_targets,), or (n_members, 1, n_targets)
         n_rows = out.shape[-2]
         count = n_rows * out.shape[-1]
         resid = out - y
         scaled = resid * torch.exp(-log_var)  # residual / variance
-        sq_sum = (scaled * resid).sum(-2, keepdim=True)  # per (member and) target
-        loss = 0.5 * (log_var.sum() * n_rows + sq_sum.sum()) / count
-        _set_grad(log_var, (n_rows - sq_sum).mul_(0.5 / count).reshape(log_var.shape))
+        if weight is None:
+            sq_sum = (scaled * resid).sum(-2, keepdim=True)  # per (member and) target
+            loss = 0.5 * (log_var.sum() * n_rows + sq_sum.sum()) / count
+            _set_grad(log_var, (n_rows - sq_sum).mul_(0.5 / count).reshape(log_var.shape))
+            return loss, scaled.div_(count)
+        w = weight.unsqueeze(-1)
+        total = w.sum(-2, keepdim=True)  # the weights' sum (per member)
+        scaled = scaled * w
+        sq_sum = (scaled * resid).sum(-2, keepdim=True)
+        loss = 0.5 * ((log_var * total).sum() + sq_sum.sum()) / count
+        _set_grad(log_var, (total - sq_sum).mul_(0.5 / count).reshape(log_var.shape))
         return loss, scaled.div_(count)
 
     return loss_fn
 
 
 def _heteroscedastic(n_targets):
-    def loss_fn(out, y):
+    def loss_fn(out, y, weight=None):
         mean, raw = out[..., :n_targets], out[..., n_targets:]
         var = F.softplus(raw) + MIN_VARIANCE
         resid = mean - y
         sq = resid * resid / var
         count = sq.shape[-2] * sq.shape[-1]  # rows x targets (per member)
-        loss = 0.5 * (var.log().sum() + sq.sum()) / count
         g_mean = resid / var / count
         g_raw = 0.5 * (1 - sq) / var * torch.sigmoid(raw) / count
-        return loss, torch.cat([g_mean, g_raw], dim=-1)
+        if weight is None:
+            loss = 0.5 * (var.log().sum() + sq.sum()) / count
+            return loss, torch.cat([g_mean, g_raw], dim=-1)
+        w = weight.unsqueeze(-1)
+        loss = 0.5 * ((var.log() + sq) * w).sum() / count
+        return loss, torch.cat([g_mean * w, g_raw * w], dim=-1)
 
     return loss_fn
 
@@ -229,7 +250,7 @@ class _FastStep:
     def __init__(self, layers, loss, generator):
         self.layers, self.loss, self.generator = layers, loss, generator
 
-    def __call__(self, X, y):
+    def __call__(self, X, y, weight=None):
         saved, h = [], X
         for layer, activation, derivative, p in self.layers:
             z, inputs = layer.forward(h)
@@ -244,7 +265,7 @@ class _FastStep:
                 h = h * mask
                 local = mask if local is None else local * mask
             saved.append((inputs, local))
-        loss, g = self.loss(h, y)
+        loss, g = self.loss(h, y, weight)
         for i in range(len(self.layers) - 1, -1, -1):
             inputs, local = saved[i]
             if local is not None:
@@ -260,10 +281,10 @@ class _StackedStep(_FastStep):
         super().__init__(layers, loss, generator)
         self.n_members = n_members
 
-    def __call__(self, X, y):
+    def __call__(self, X, y, weight=None):
         if X.ndim == 2:
             X = X.expand(self.n_members, *X.shape)
-        return super().__call__(X, y)
+        return super().__call__(X, y, weight)
 
 
 class _ELBOStep(_FastStep):
@@ -326,13 +347,13 @@ class _ELBOStep(_FastStep):
             param.data = param.data.clone()
             param.grad = param.grad.clone()
 
-    def __call__(self, X, y):
+    def __call__(self, X, y, weight=None):
         for param, grad in self.grads:
             if param.grad is not grad:  # e.g. after zero_grad(set_to_none=True)
                 param.grad = grad
         _softplus_into(self.rho, self.sigma)
         torch.mul(self.sigma, self.sigma, out=self.variance)
-        loss, out = super().__call__(X, y)
+        loss, out = super().__call__(X, y, weight)
         scale = float(self.kl_scale())
         if type(self.prior) is GaussianPrior:
             kl = self._gaussian_kl(scale)
@@ -437,7 +458,8 @@ def _default_cross_entropy(criterion):
 
 
 def make_fast_step(module, criterion, kl_scale=None):
-    """A function ``(X, y) -> (loss, output)`` that also fills ``param.grad``, or None.
+    """A function ``(X, y, weight=None) -> (loss, output)`` that also fills
+    ``param.grad``, or None.
 
     ``output`` is the network's raw output (before a Gaussian head's split into mean
     and variance).

@@ -346,6 +346,26 @@ def bbb_vs_mc_dropout(cfg):
     )
 
 
+@comparison("k", "fit(sample_weight) / fit, MC dropout + ensemble(5) + BBB", target=1.15)
+def weighted_vs_unweighted(cfg):
+    """Sample-weighted training against unweighted: the same hand-written step, so
+    row weights should cost (almost) nothing.  Each side fits the three SGD-trained
+    estimators once; the weights are uniform on [0.5, 2]."""
+    import numpy as np
+
+    from skbdl import BayesianMLPRegressor, DeepEnsembleRegressor, MCDropoutRegressor
+
+    X, y = train_data(cfg)
+    weight = np.random.RandomState(cfg.seed).uniform(0.5, 2.0, len(y))
+    classes = (MCDropoutRegressor, DeepEnsembleRegressor, BayesianMLPRegressor)
+
+    def fits(**fit_params):
+        for cls in classes:
+            cls(**SKBDL_FIT, random_state=cfg.seed).fit(X, y, **fit_params)
+
+    return interleave(lambda: fits(sample_weight=weight), fits, cfg)
+
+
 def _posthoc_vs_epoch(cfg, network_cls, last_layer_cls, X, y):
     """A last-layer fit on a frozen trained network against one more training epoch.
 

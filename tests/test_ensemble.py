@@ -12,7 +12,7 @@ from joblib.parallel import BACKENDS
 from sklearn.model_selection import GridSearchCV
 from sklearn.utils import check_random_state
 from skorch.callbacks import Callback
-from test_fast_path import row_weights
+from test_fast_path import ACTIVATIONS, row_weights
 from torch import nn
 
 from skbdl import DeepEnsembleClassifier, DeepEnsembleRegressor
@@ -395,7 +395,7 @@ def _grads(module, step, X, y, criterion, weight=None):
     return loss.detach(), [p.grad.clone() for p in module.parameters()]
 
 
-@pytest.mark.parametrize("activation", ["relu", "tanh", "logistic", "identity"])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("hidden", [(), (6, 5)])
 @pytest.mark.parametrize("task", ["classification", "homoscedastic", "heteroscedastic"])
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])

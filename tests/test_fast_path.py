@@ -8,7 +8,7 @@ from skbdl._net import weighted_loss
 from skbdl.nn import MLP, GaussianNLLLoss, GaussianRegressionModule
 from skbdl.nn._fast import make_fast_step
 
-ACTIVATIONS = ["relu", "tanh", "logistic", "identity"]
+ACTIVATIONS = ["relu", "tanh", "logistic", "identity", "gelu", "elu", "silu"]
 
 
 def row_weights(*shape):
@@ -77,8 +77,13 @@ def test_gaussian_gradients_match_autograd(activation, likelihood, n_targets, we
 
 
 def test_unsupported_modules_fall_back_to_autograd():
-    gelu = MLP(3, 2, hidden_layer_sizes=(4,), activation="gelu")
-    assert make_fast_step(gelu, nn.CrossEntropyLoss()) is None
+    for activation in (nn.GELU(approximate="tanh"), nn.Softplus()):
+        mlp = MLP(3, 2, hidden_layer_sizes=(4,), activation="gelu")
+        mlp.features[1] = activation  # an activation outside the fast step's table
+        assert make_fast_step(mlp, nn.CrossEntropyLoss()) is None
+    elu = MLP(3, 2, hidden_layer_sizes=(4,), activation="elu")
+    elu.features[1] = nn.ELU(alpha=0.5)  # any alpha is in scope
+    assert make_fast_step(elu, nn.CrossEntropyLoss()) is not None
     custom = nn.Sequential(nn.Linear(3, 2))
     assert make_fast_step(custom, nn.CrossEntropyLoss()) is None
     weighted = nn.CrossEntropyLoss(weight=torch.ones(2))
@@ -234,12 +239,13 @@ def test_heads_outside_the_declared_scope_train_through_autograd(kwargs):
     assert make_fast_step(plain, GaussianNLLLoss()) is not None
 
 
-def test_callbacks_see_the_same_y_pred_on_both_paths():
+def test_callbacks_see_the_same_y_pred_on_both_paths(monkeypatch):
     """A callback's ``y_pred`` is the module's output format whether the batch ran
-    through the hand-written step (relu) or autograd (gelu): ``(mean, var)``."""
+    through the hand-written step or autograd: ``(mean, var)``."""
     import numpy as np
     from skorch.callbacks import Callback
 
+    import skbdl._net
     from skbdl import DeepEnsembleRegressor, MCDropoutRegressor
 
     class Record(Callback):
@@ -251,9 +257,21 @@ def test_callbacks_see_the_same_y_pred_on_both_paths():
     y = X[:, 0]
     for cls in (MCDropoutRegressor, DeepEnsembleRegressor):
         shapes = {}
-        for activation in ("relu", "gelu"):
+        made = []  # the steps the fast-path fit made
+        make = skbdl._net.SkbdlNet._make_fast_step
+        for path in ("fast", "autograd"):
+            if path == "fast":
+
+                def step(self, made=made, make=make):
+                    made.append(make(self))
+                    return made[-1]
+            else:
+
+                def step(self):
+                    return None
+
+            monkeypatch.setattr(skbdl._net.SkbdlNet, "_make_fast_step", step)
             est = cls(
-                activation=activation,
                 max_epochs=1,
                 batch_size=32,
                 calibrate=False,
@@ -262,7 +280,9 @@ def test_callbacks_see_the_same_y_pred_on_both_paths():
                 random_state=0,
             ).fit(X, y)
             seen = dict(est.net_.callbacks_)["record"].seen_
-            assert all(isinstance(p, tuple) and len(p) == 2 for p in seen), (cls, activation)
-            shapes[activation] = [tuple(t.shape) for t in seen[0]]
+            assert all(isinstance(p, tuple) and len(p) == 2 for p in seen), (cls, path)
+            shapes[path] = [tuple(t.shape) for t in seen[0]]
             assert torch.all(seen[0][1] > 0)  # variances
-        assert shapes["relu"] == shapes["gelu"]
+        monkeypatch.undo()
+        assert made and all(step is not None for step in made)  # the fast path ran
+        assert shapes["fast"] == shapes["autograd"]

@@ -21,9 +21,10 @@ its stacked twin) with a learned or predicted
 variance and no output activation
 ============================================  =========================================
 
-The layers' activations are ReLU, tanh, logistic or identity; an MLP's dropout is
-supported; a BayesianMLP needs biases and one :class:`~skbdl.nn.GaussianPrior` or
-:class:`~skbdl.nn.ScaleMixturePrior` for all its layers.  Batches may carry sample
+The layers' activations are any of skbdl's (ReLU, tanh, logistic, identity, exact
+GELU, ELU, SiLU); an MLP's dropout is supported; a BayesianMLP needs biases and one
+:class:`~skbdl.nn.GaussianPrior` or :class:`~skbdl.nn.ScaleMixturePrior` for all its
+layers.  Batches may carry sample
 weights (the weighted loss of ``skbdl._net.weighted_loss``).  The training loop
 (``skbdl._net.SkbdlNet.train_step``) further leaves to autograd modules with an
 ``extra_loss``, closure optimizers (LBFGS) and adversarial training; any optimizer
@@ -75,7 +76,30 @@ _ACTIVATIONS = {
     nn.Tanh: (torch.tanh, lambda z, a: 1 - a * a),
     nn.Sigmoid: (torch.sigmoid, lambda z, a: a * (1 - a)),
     nn.Identity: (None, None),
+    nn.SiLU: (F.silu, lambda z, a: torch.sigmoid(z).mul_(1 + z - a)),  # s (1 + z (1 - s))
+    # the exact GELU, z Phi(z): Phi(z) + z phi(z)
+    nn.GELU: (F.gelu, lambda z, a: torch.special.ndtr(z).add_(z * _std_normal_pdf(z))),
 }
+
+_INV_SQRT_2PI = 0.3989422804014327
+
+
+def _std_normal_pdf(z):
+    return torch.exp(-0.5 * z * z).mul_(_INV_SQRT_2PI)
+
+
+def _activation(module):
+    """``(function, derivative)`` of an activation module, or None if not in scope."""
+    if type(module) is nn.ELU:  # alpha (e^z - 1) below 0: derivative a + alpha there
+        alpha = module.alpha
+        return (
+            lambda z: F.elu(z, alpha),
+            lambda z, a: torch.where(z > 0, torch.ones_like(a), a + alpha),
+        )
+    if type(module) is nn.GELU and module.approximate != "none":
+        return None
+    return _ACTIVATIONS.get(type(module))
+
 
 #: torch's softplus writing into a preallocated tensor (private API, guarded): where a
 #: torch release lacks it, the public F.softplus and a copy give the same values.
@@ -338,7 +362,7 @@ class _ELBOStep(_FastStep):
                 views["grad_rho"][pair],
                 generator,
             )
-            layers.append((op, *_ACTIVATIONS[activation], 0.0))
+            layers.append((op, *activation, 0.0))
         super().__init__(layers, loss, generator)
 
     def release(self):
@@ -412,9 +436,10 @@ def _mlp_layers(mlp):
         return None
     layers = []
     for linear, act, drop in zip(modules[0::3], modules[1::3], modules[2::3]):
-        if type(act) not in _ACTIVATIONS or type(drop) not in (nn.Dropout, Dropout):
+        activation = _activation(act)
+        if activation is None or type(drop) not in (nn.Dropout, Dropout):
             return None
-        layers.append((_Dense(linear), *_ACTIVATIONS[type(act)], drop.p))
+        layers.append((_Dense(linear), *activation, drop.p))
     layers.append((_Dense(mlp.output), None, None, 0.0))
     if any(layer.bias is None for layer, *_ in layers):
         return None
@@ -423,24 +448,25 @@ def _mlp_layers(mlp):
 
 def _stacked_layers(stacked):
     """A StackedMLP's layers (one activation for all), or None."""
-    if type(stacked.activation) not in _ACTIVATIONS:
+    act = _activation(stacked.activation)
+    if act is None:
         return None
-    act = _ACTIVATIONS[type(stacked.activation)]
     layers = [(_Stacked(w, b), *act, 0.0) for w, b in zip(stacked.weights, stacked.biases)]
     layers[-1] = (layers[-1][0], None, None, 0.0)
     return layers
 
 
 def _bayesian_layers(mlp):
-    """A BayesianMLP's layers and their activation types, or None if unsupported."""
+    """A BayesianMLP's layers and their activations (``(function, derivative)``), or
+    None if unsupported."""
     modules = list(mlp.features)
     if len(modules) % 2:
         return None
     layers = [*modules[0::2], mlp.output]
-    activations = [type(act) for act in modules[1::2]] + [nn.Identity]
+    activations = [_activation(act) for act in modules[1::2]] + [(None, None)]
     if any(type(layer) is not BayesianLinear or layer.bias_mu is None for layer in layers):
         return None
-    if any(act not in _ACTIVATIONS for act in activations):
+    if any(act is None for act in activations):
         return None
     priors = {layer.prior for layer in layers}
     if len(priors) != 1 or type(next(iter(priors))) not in (GaussianPrior, ScaleMixturePrior):

@@ -185,10 +185,9 @@ class BasePredictor(PersistenceMixin, BaseEstimator, metaclass=ABCMeta):
             Targets: class labels for classifiers (any type), real values for
             regressors.
         **fit_params : dict
-            None are supported here: ``sample_weight`` raises
-            ``NotImplementedError`` naming the way to weigh the network's
-            training, any other name ``TypeError``.  (The methods trained by
-            gradient descent, and PBP, take ``sample_weight``.)
+            None are supported by the core: ``sample_weight`` raises
+            ``NotImplementedError``, any other name ``TypeError``.  (skbdl's
+            methods override ``fit``: all of them take ``sample_weight``.)
 
         Returns
         -------
@@ -206,11 +205,7 @@ class BasePredictor(PersistenceMixin, BaseEstimator, metaclass=ABCMeta):
         name = type(self).__name__
         if "sample_weight" in fit_params:
             raise SampleWeightNotSupportedError(
-                f"{name} does not weigh rows: it fits its posterior on a trained network "
-                "without sample weights. To weigh the network's training, fit the "
-                "network with fit(X, y, sample_weight=w) and pass it in a "
-                "FrozenEstimator as `estimator`; the posterior is then fitted on the "
-                "rows unweighted."
+                f"{name} does not weigh rows: its fit takes no sample weights."
             )
         raise TypeError(
             f"{name}.fit() got an unexpected keyword argument {next(iter(fit_params))!r}."
@@ -242,6 +237,20 @@ class BasePredictor(PersistenceMixin, BaseEstimator, metaclass=ABCMeta):
     def _sparse_formats(self):
         return ("csr", "csc") if self._accepts_sparse else False
 
+    def _row_weights(self, X, y, sample_weight):
+        """The rows' weights: ``sample_weight`` validated (a float64 array of shape
+        (n_rows,), non-negative) times the ``class_weight`` of a classifier that has
+        one, or None when neither is given."""
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
+        class_weight = getattr(self, "class_weight", None)
+        if class_weight is not None:
+            weights = compute_sample_weight(class_weight, y)
+            sample_weight = weights if sample_weight is None else sample_weight * weights
+        return sample_weight
+
     def _validate_training_data(self, X, y, sample_weight=None, reset=True, classes=None):
         """Validate ``X``, ``y`` and ``sample_weight``; set the input, target and seed
         attributes.
@@ -272,14 +281,7 @@ class BasePredictor(PersistenceMixin, BaseEstimator, metaclass=ABCMeta):
         )
         if not reset:
             self._check_input_shape(X)
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(
-                sample_weight, X, dtype=np.float64, ensure_non_negative=True
-            )
-        class_weight = getattr(self, "class_weight", None)
-        if class_weight is not None:
-            weights = compute_sample_weight(class_weight, y)
-            sample_weight = weights if sample_weight is None else sample_weight * weights
+        sample_weight = self._row_weights(X, y, sample_weight)
         if reset:
             self.input_shape_ = tuple(X.shape[1:])
         X = self._as_model_input(X)

@@ -123,9 +123,11 @@ def float64_copy(network, transform, X_probe):
 class BasePostHoc(MetaEstimatorMixin, BasePredictor):
     """A posterior fitted on top of a trained network (``estimator``).
 
-    Subclasses define ``_fit_posterior(estimator, X, y, selected)``, which returns
-    the prediction module and its device; optionally ``_select(X, y)``,
-    hyper-parameters chosen before the final network is fitted, and
+    Subclasses define ``_fit_posterior(estimator, X, y, selected, sample_weight)``,
+    which returns the prediction module and its device (``sample_weight``: None or
+    the rows' float64 weights, to weigh the likelihood with); optionally
+    ``_select(X, y, sample_weight)``, hyper-parameters chosen before the final
+    network is fitted, and
     ``_sample_outputs`` where the module's ``sample(X, n_samples, generator)`` is
     not the draws themselves.
     """
@@ -138,7 +140,7 @@ class BasePostHoc(MetaEstimatorMixin, BasePredictor):
     }
 
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y, **fit_params):
+    def fit(self, X, y, sample_weight=None):
         """Fit the network (unless frozen) and the posterior on it.
 
         Parameters
@@ -147,10 +149,13 @@ class BasePostHoc(MetaEstimatorMixin, BasePredictor):
             Training inputs.
         y : array-like of shape (n_rows,) or (n_rows, n_outputs)
             Targets: class labels for classifiers, real values for regressors.
-        **fit_params : dict
-            None supported: ``sample_weight`` raises ``NotImplementedError`` naming
-            the way round (a network fitted with weights, frozen), other names
-            ``TypeError``.
+        sample_weight : array-like of shape (n_rows,), default=None
+            Row weights (non-negative, not all zero; times ``class_weight`` where the
+            estimator has one).  The posterior is that of the weighted likelihood
+            ``prod_i p(y_i | x_i)^(w_i)``: integer weights give exactly the posterior
+            of the rows repeated that many times (the weights are not normalised;
+            their sum counts as the number of rows).  A network fitted here (not a
+            ``FrozenEstimator``) is fitted with the weights too.
 
         Returns
         -------
@@ -159,11 +164,9 @@ class BasePostHoc(MetaEstimatorMixin, BasePredictor):
             as if it were fitted alone (before anything is trained); if fitting fails
             the estimator is left exactly as it was.
         """
-        if fit_params:
-            self._refuse_fit_params(fit_params)
-        return self._fit_restoring_state(X, y)
+        return self._fit_restoring_state(X, y, sample_weight=sample_weight)
 
-    def _fit_estimator(self, X, y, y_network):
+    def _fit_estimator(self, X, y, y_network, sample_weight=None):
         """The fitted network: ``estimator`` cloned and fitted, or as is if frozen."""
         rng = np.random.RandomState(_seed_from(self.random_state))
         if self.estimator is None:
@@ -182,9 +185,18 @@ class BasePostHoc(MetaEstimatorMixin, BasePredictor):
             ):
                 raise ValueError("The estimator in the FrozenEstimator is not fitted.")
         elif isinstance(estimator, NeuralNet):
+            if sample_weight is not None:
+                raise TypeError(
+                    f"{type(self).__name__} cannot weigh the training of a skorch "
+                    f"{type(estimator).__name__}, which takes no sample_weight. Fit it "
+                    "(with the weights in its loss) and pass it in a FrozenEstimator: "
+                    "the posterior is then fitted with the weights."
+                )
             estimator.fit(X.astype(np.float32), y_network)
-        else:
+        elif sample_weight is None:
             estimator.fit(X, y)
+        else:
+            estimator.fit(X, y, sample_weight=sample_weight)
         return estimator, rng
 
     def _default_estimator(self, seed, n_train):
@@ -205,7 +217,7 @@ class BasePostHoc(MetaEstimatorMixin, BasePredictor):
             return np.unique(y, return_inverse=True)[1].astype(np.int64)
         return y.reshape(len(y), -1).astype(np.float32)
 
-    def _select(self, X, y):
+    def _select(self, X, y, sample_weight=None):
         """Hyper-parameters chosen before the final network is fitted (passed to
         :meth:`_fit_posterior`); None by default."""
         return None
@@ -224,14 +236,22 @@ class BasePostHoc(MetaEstimatorMixin, BasePredictor):
         flattens = getattr(inner, "_flattens_input", None)
         return True if flattens is None else flattens()
 
-    def _fit(self, X, y):
+    def _fit(self, X, y, sample_weight=None):
         X, y = validate_data(
             self, X, y, dtype=[np.float64, np.float32], allow_nd=True, **self._target_validation()
         )
+        weight = self._row_weights(X, y, sample_weight)
+        if weight is not None and not weight.sum() > 0:
+            raise ValueError(
+                "Every row has zero sample weight, so the posterior is undefined. Give "
+                "some rows a positive weight."
+            )
         self.input_shape_ = tuple(X.shape[1:])
-        selected = self._select(X, y)
-        estimator, rng = self._fit_estimator(X, y, self._network_targets(y))
-        head, device = self._fit_posterior(estimator, self._as_model_input(X), y, selected)
+        selected = self._select(X, y, sample_weight=weight)
+        estimator, rng = self._fit_estimator(X, y, self._network_targets(y), weight)
+        head, device = self._fit_posterior(
+            estimator, self._as_model_input(X), y, selected, sample_weight=weight
+        )
         self.estimator_ = estimator
         self._head = head.to(device).eval()
         self._device_ = device

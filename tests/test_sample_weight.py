@@ -364,19 +364,37 @@ def test_class_weight_is_validated(data):
 
 
 # ------------------------------------------------------ post-hoc posteriors
-@pytest.mark.parametrize("name", ["LaplaceRegressor", "LastLayerBayesianRegressor"])
-def test_post_hoc_methods_refuse_weights_and_name_the_way_round(name, data):
-    from sklearn.frozen import FrozenEstimator
+def test_the_core_refuses_weights_it_cannot_use(data):
+    """A method on the prediction core that keeps BasePredictor's fit refuses
+    sample weights with an error that is a NotImplementedError and a TypeError."""
+    from skbdl._base import BasePredictor, BayesianRegressorMixin, SampleWeightNotSupportedError
 
+    class NoWeights(BayesianRegressorMixin, BasePredictor):
+        def _fit(self, X, y):
+            return self
+
+    X, y, _, weight = data
+    with pytest.raises(SampleWeightNotSupportedError, match="NoWeights does not weigh rows"):
+        NoWeights().fit(X, y, sample_weight=weight)
+    with pytest.raises(TypeError, match=r"NoWeights\.fit\(\) got an unexpected keyword"):
+        NoWeights().fit(X, y, weights=weight)
+
+
+@pytest.mark.parametrize("name", ["LaplaceRegressor", "LastLayerBayesianRegressor"])
+def test_post_hoc_methods_weigh_the_network_they_fit(name, data):
+    """The weights reach the network a post-hoc method fits itself: its network is
+    the one MCDropout fits with those weights."""
     import skbdl
 
     X, y, _, weight = data
     cls = getattr(skbdl, name)
-    with pytest.raises(NotImplementedError, match=f"{name} does not weigh rows"):
-        cls().fit(X, y, sample_weight=weight)
-    with pytest.raises(TypeError, match=rf"{name}\.fit\(\) got an unexpected keyword argument"):
+    posterior = cls(MCDropoutRegressor(**FULL_BATCH, dropout=0.0, random_state=0))
+    posterior.fit(X, y, sample_weight=weight)
+    network = MCDropoutRegressor(**FULL_BATCH, dropout=0.0, random_state=0)
+    network.fit(X, y, sample_weight=weight)
+    for a, b in zip(posterior.estimator_.module_.parameters(), network.module_.parameters()):
+        assert torch.equal(a, b)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'weights'"):
         cls().fit(X, y, weights=weight)
-    # The way round: the network trained with the weights, frozen.
-    network = MCDropoutRegressor(**FULL_BATCH, dropout=0.0).fit(X, y, sample_weight=weight)
-    posterior = cls(FrozenEstimator(network)).fit(X, y)
-    assert posterior.predict(X).shape == (len(X),)
+    with pytest.raises(ValueError, match="Every row has zero sample weight"):
+        cls().fit(X, y, sample_weight=np.zeros(len(y)))

@@ -241,8 +241,8 @@ def layer_inputs(module, layers, X):
     return output, [sinks[id(layer)][-1] if sinks[id(layer)] else None for layer in layers]
 
 
-def ggn_curvature(structure, module, subset, batches, kind, n_outputs=None):
-    """The generalised Gauss-Newton matrix ``sum_n J_n^T Lambda_n J_n`` of a network.
+def ggn_curvature(structure, module, subset, batches, kind, n_outputs=None, sample_weight=None):
+    """The generalised Gauss-Newton matrix ``sum_n w_n J_n^T Lambda_n J_n`` of a network.
 
     Parameters
     ----------
@@ -258,6 +258,12 @@ def ggn_curvature(structure, module, subset, batches, kind, n_outputs=None):
     kind : {'classification', 'regression'}
     n_outputs : int, default=None
         Outputs kept (see :func:`network_jacobian`).
+    sample_weight : torch.Tensor of shape (n_rows,), default=None
+        Float64 row weights ``w_n`` (all 1 when None), over the rows of all
+        ``batches`` in order: the curvature of the weighted log-likelihood ``sum_n
+        w_n log p(y_n | x_n)``.  Both Kronecker factors sum ``w_n`` times a row's
+        outer products and ``n`` is ``sum_n w_n``, so integer weights give the
+        curvature of the rows repeated ``w_n`` times, in every structure.
 
     Returns
     -------
@@ -271,6 +277,8 @@ def ggn_curvature(structure, module, subset, batches, kind, n_outputs=None):
             raise ValueError("hessian_structure='kron' needs linear layers with biases.")
         G = [0.0] * len(layers)
         A = [0.0] * len(layers)
+    if sample_weight is not None:
+        sample_weight = torch.as_tensor(sample_weight, dtype=torch.float64)
     total, n_rows = 0.0, 0
     for X, noise_var, *given in batches:
         out = given[0] if given else None
@@ -284,26 +292,50 @@ def ggn_curvature(structure, module, subset, batches, kind, n_outputs=None):
             J = _jacobian(module, names if layers is None else biases, X, n_outputs)
         L = _loss_hessian_root(kind, out, noise_var)
         M = torch.einsum("ncd,ncp->ndp", L, J)  # L^T J: Lambda-whitened Jacobians
-        n_rows += len(X)
+        if sample_weight is None:
+            w = None
+            n_rows += len(X)
+        else:  # this batch's rows' weights, (n, 1, 1) against M
+            w = sample_weight[n_rows : n_rows + len(X)].to(M.device)[:, None, None]
+            n_rows += len(X)
+            if len(w) < len(X):
+                _weight_mismatch(sample_weight, f"at least {n_rows}")
         if structure == "full":
-            M = M.reshape(-1, M.shape[-1])
-            total = total + M.T @ M
+            wM = M if w is None else M * w
+            M, wM = M.reshape(-1, M.shape[-1]), wM.reshape(-1, M.shape[-1])
+            total = total + wM.T @ M
         elif structure == "diag":
-            total = total + M.square().sum(dim=(0, 1))
+            square = M.square() if w is None else M.square() * w
+            total = total + square.sum(dim=(0, 1))
         else:
             start = 0
             for i, (_, layer) in enumerate(layers):
-                g = M[:, :, start : start + layer.out_features].reshape(-1, layer.out_features)
+                g = M[:, :, start : start + layer.out_features]
+                wg = g if w is None else g * w
+                g = g.reshape(-1, layer.out_features)
+                wg = wg.reshape(-1, layer.out_features)
                 start += layer.out_features
                 a = inputs[i].reshape(len(X), -1).double()
                 a = torch.cat([a, torch.ones(len(a), 1, dtype=a.dtype, device=a.device)], 1)
-                G[i] = G[i] + g.T @ g
-                A[i] = A[i] + a.T @ a
+                wa = a if w is None else a * w[:, 0]
+                G[i] = G[i] + wg.T @ g
+                A[i] = A[i] + wa.T @ a
+    if sample_weight is not None:
+        if n_rows != len(sample_weight):
+            _weight_mismatch(sample_weight, n_rows)
+        n_rows = float(sample_weight.sum())  # the rows counted with their weights
     if structure == "full":
         return FullCurvature(total.cpu().numpy())
     if structure == "diag":
         return DiagonalCurvature(total.cpu().numpy())
     return KroneckerCurvature([(g.cpu().numpy(), a.cpu().numpy()) for g, a in zip(G, A)], n_rows)
+
+
+def _weight_mismatch(sample_weight, n_rows):
+    raise ValueError(
+        f"sample_weight has {len(sample_weight)} rows but the batches {n_rows}; pass one "
+        "weight per row of the batches, in order."
+    )
 
 
 class FullCurvature:
@@ -340,11 +372,12 @@ class KroneckerCurvature:
 
     ``factors`` lists ``(G, A)``: ``G`` ``(out, out)``, ``A`` ``(in + 1, in + 1)``
     (inputs augmented with a 1 for the bias).  The layer's block is over its weight,
-    row-major, then its bias.
+    row-major, then its bias.  ``n_rows`` may be a weighted count (the sum of the
+    rows' weights, not rounded); a count of zero stands for 1.
     """
 
     def __init__(self, factors, n_rows):
-        self.n_rows = max(int(n_rows), 1)
+        self.n_rows = n_rows if n_rows > 0 else 1
         self._eigen = []
         for G, A in factors:
             eg, QG = np.linalg.eigh(np.asarray(G, dtype=np.float64))

@@ -31,6 +31,7 @@ from .metrics import gaussian_nll
 from .nn import GaussianRegressionModule
 from .nn._mlp import MIN_VARIANCE
 from .nn._views import module_view
+from .uncertainty import HALF_LOG_2PI, gaussian_nll_terms
 
 __all__ = ["LaplaceClassifier", "LaplaceRegressor"]
 
@@ -125,12 +126,13 @@ class _BaseLaplace(BasePostHoc):
         ],
     }
 
-    def _fit_linearised(self, estimator, X, n_outputs, kind, noise=None, y=None):
+    def _fit_linearised(self, estimator, X, n_outputs, kind, noise=None, y=None, weight=None):
         """Curvature, prior precision and posterior of ``estimator``'s network on
         rows ``X``.  Returns the :class:`_LinearisedNetwork`, its device, the
         network's outputs on ``X`` and its noise variances (regression; ``noise``:
         ``(kind, constant)``, a None constant meaning the residuals' variance on
-        ``y``)."""
+        ``y``).  ``weight``: None or the rows' float64 weights, which weigh the
+        curvature and the residuals' variance (see :func:`ggn_curvature`)."""
         network, device, transform, _ = unwrap(estimator)
         X_tensor = torch.tensor(np.ascontiguousarray(X, dtype=np.float32), device=device)
         network, dtype = float64_copy(network, transform, X_tensor[:2])
@@ -164,7 +166,11 @@ class _BaseLaplace(BasePostHoc):
             head.noise, constant = noise
             if head.noise == "constant" and constant is None:
                 residual = y - raw[:, :n_outputs].double().cpu().numpy()
-                constant = torch.as_tensor(np.mean(residual**2, axis=0) + 1e-12)[None]
+                if weight is None:
+                    mean_square = np.mean(residual**2, axis=0)
+                else:  # with integer weights, that of the rows repeated
+                    mean_square = np.average(residual**2, axis=0, weights=weight)
+                constant = torch.as_tensor(mean_square + 1e-12)[None]
             if constant is not None:
                 head.noise_constant = constant.to(device)
             noise = head.noise_var(X_tensor, raw)
@@ -177,7 +183,9 @@ class _BaseLaplace(BasePostHoc):
             )
             for s in starts
         ]
-        curvature = ggn_curvature(self.hessian_structure, network, subset, batches, kind, n_outputs)
+        curvature = ggn_curvature(
+            self.hessian_structure, network, subset, batches, kind, n_outputs, weight
+        )
         theta = subset.parameters(network).cpu().numpy()
         eigenvalues = curvature.eigenvalues()
         if self.prior_precision == "marglik":
@@ -236,7 +244,9 @@ _ATTRIBUTES_DOC = """    estimator_ : estimator
     prior_precision_ : float
         The prior precision used.
     log_marginal_likelihood_ : float
-        Laplace approximation of the log marginal likelihood at ``prior_precision_``.
+        Laplace approximation of the log marginal likelihood at ``prior_precision_``
+        (of the weighted likelihood ``prod_i p(y_i | x_i)^(w_i)`` when ``fit`` is
+        given ``sample_weight``: integer weights count as repeated rows).
     n_params_ : int
         Number of weights that carry the posterior.
     n_features_in_ : int
@@ -338,13 +348,16 @@ class LaplaceClassifier(ProbitPredictiveMixin, BayesianClassifierMixin, _BaseLap
         self.predict_batch_size = predict_batch_size
         self.random_state = random_state
 
-    def _fit_posterior(self, estimator, X, y, selected):
-        codes, n_classes = self._prepare_targets(y)  # sets classes_
+    def _fit_posterior(self, estimator, X, y, selected, sample_weight=None):
+        codes, n_classes = self._prepare_targets(y, sample_weight=sample_weight)  # classes_
         head, device, logits, _, theta_eigen = self._fit_linearised(
-            estimator, X, n_classes, "classification"
+            estimator, X, n_classes, "classification", weight=sample_weight
         )
         log_proba = torch.log_softmax(logits, dim=1).cpu()
-        self._evidence(float(log_proba[torch.arange(len(y)), codes].sum()), theta_eigen)
+        log_lik = log_proba[torch.arange(len(y)), codes]
+        if sample_weight is not None:  # the weighted log-likelihood
+            log_lik = log_lik * torch.as_tensor(sample_weight, dtype=log_lik.dtype)
+        self._evidence(float(log_lik.sum()), theta_eigen)
         return head, device
 
 
@@ -423,8 +436,8 @@ class LaplaceRegressor(BayesianRegressorMixin, _BaseLaplace):
         self.predict_batch_size = predict_batch_size
         self.random_state = random_state
 
-    def _fit_posterior(self, estimator, X, y, selected):
-        _, n_outputs = self._prepare_targets(y)  # sets y_mean_, y_scale_
+    def _fit_posterior(self, estimator, X, y, selected, sample_weight=None):
+        _, n_outputs = self._prepare_targets(y, sample_weight=sample_weight)  # y_mean_, ...
         y2 = y.reshape(len(y), -1).astype(np.float64)
         inner = unwrap(estimator)[3]
         if isinstance(inner, BayesianRegressorMixin):  # its outputs are standardised
@@ -449,7 +462,7 @@ class LaplaceRegressor(BayesianRegressorMixin, _BaseLaplace):
             scale, shift = np.ones(n_outputs), np.zeros(n_outputs)
             noise = ("constant", None)
         head, device, raw, noise_var, theta_eigen = self._fit_linearised(
-            estimator, X, n_outputs, "regression", noise, y2
+            estimator, X, n_outputs, "regression", noise, y2, sample_weight
         )
         # The network's units to this estimator's standardised ones: z = a f + b.
         a, b = scale / self.y_scale_, (shift - self.y_mean_) / self.y_scale_
@@ -458,7 +471,12 @@ class LaplaceRegressor(BayesianRegressorMixin, _BaseLaplace):
         # The evidence of y in its own units (the weights' prior is unit-free).
         mean = raw[:, :n_outputs].cpu().numpy() * scale + shift
         var = noise_var.cpu().numpy() * scale**2
-        self._evidence(-gaussian_nll(y2, mean, var) * y2.size, theta_eigen)
+        if sample_weight is None:
+            log_lik = -gaussian_nll(y2, mean, var) * y2.size
+        else:  # the weighted log-likelihood: sum_i w_i log N(y_i; mean_i, var_i)
+            terms = gaussian_nll_terms(y2, mean, np.broadcast_to(var, y2.shape)) + HALF_LOG_2PI
+            log_lik = -float(np.sum(sample_weight @ terms))
+        self._evidence(log_lik, theta_eigen)
         return head, device
 
     def _predictive_moments(self, module, X, n_samples, seed):

@@ -168,3 +168,87 @@ def test_errors_name_the_cause():
     binary = y.clip(max=1)
     with pytest.raises(ValueError, match="3 outputs but y has 2 classes"):
         LaplaceClassifier(net, hessian_structure="diag").fit(X, binary)
+
+
+# ---------------------------------------------------------------- sample_weight
+@pytest.fixture(scope="module")
+def weighted_problem():
+    """40 rows, integer weights 0 to 3 (each present), and three frozen networks: an
+    skbdl regressor (its own noise variance), a plain skorch net (the weighted mean
+    squared residual as noise variance) and a classifier."""
+    rng = np.random.RandomState(0)
+    X = rng.uniform(-1, 1, size=(40, 3))
+    y_reg = np.sin(2 * X[:, 0]) + X[:, 1] + 0.1 * rng.randn(40)
+    y_clf = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 0.5)
+    weight = np.tile([0, 1, 2, 3], 10)[rng.permutation(40)]
+    kw = dict(hidden_layer_sizes=(8,), dropout=0.0, max_epochs=20, random_state=0, verbose=0)
+    torch.manual_seed(0)
+    skorch_net = NeuralNetRegressor(
+        nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 1)),
+        max_epochs=20,
+        lr=0.05,
+        verbose=0,
+    ).fit(X.astype(np.float32), y_reg[:, None].astype(np.float32))
+    nets = {
+        "regressor": (MCDropoutRegressor(**kw).fit(X, y_reg), y_reg),
+        "skorch": (skorch_net, y_reg),
+        "classifier": (MCDropoutClassifier(**kw).fit(X, y_clf), y_clf),
+    }
+    X_test = rng.uniform(-2, 2, size=(7, 3))
+    return X, weight, nets, X_test
+
+
+def assert_same_posterior(a, b, X_test, rtol=1e-8):
+    """Two fitted Laplace estimators have the same posterior and predictions."""
+    np.testing.assert_allclose(a.prior_precision_, b.prior_precision_, rtol=rtol)
+    np.testing.assert_allclose(a.log_marginal_likelihood_, b.log_marginal_likelihood_, rtol=rtol)
+    cov_a, cov_b = a.module_.covariance.dense().numpy(), b.module_.covariance.dense().numpy()
+    np.testing.assert_allclose(cov_a, cov_b, rtol=rtol, atol=rtol * np.abs(cov_b).max())
+    if isinstance(a, LaplaceClassifier):
+        np.testing.assert_allclose(a.predict_proba(X_test), b.predict_proba(X_test), rtol=rtol)
+    else:
+        u, v = a.predict_uncertainty(X_test), b.predict_uncertainty(X_test)
+        for name in ("mean", "epistemic_var", "aleatoric_var"):
+            np.testing.assert_allclose(getattr(u, name), getattr(v, name), rtol=rtol)
+
+
+@pytest.mark.parametrize("subset", ["all", "last_layer"])
+@pytest.mark.parametrize("structure", ["full", "diag", "kron"])
+@pytest.mark.parametrize("net", ["regressor", "skorch", "classifier"])
+def test_integer_sample_weights_are_repeated_rows(weighted_problem, net, structure, subset):
+    """The weighted-likelihood posterior: a row of weight k (0 to 3) counts as k
+    copies of it, in the curvature (both Kronecker factors and their row count), the
+    residuals' noise variance, the evidence and the prior precision it selects."""
+    X, weight, nets, X_test = weighted_problem
+    network, y = nets[net]
+    cls = LaplaceClassifier if net == "classifier" else LaplaceRegressor
+    laplace = cls(FrozenEstimator(network), hessian_structure=structure, subset_of_weights=subset)
+    weighted = clone(laplace).fit(X, y, sample_weight=weight)
+    repeated = clone(laplace).fit(np.repeat(X, weight, axis=0), np.repeat(y, weight))
+    assert_same_posterior(weighted, repeated, X_test)
+    unweighted = clone(laplace).fit(X, y)  # the weights do change the posterior
+    assert not np.isclose(weighted.prior_precision_, unweighted.prior_precision_, rtol=1e-3)
+
+
+@pytest.mark.parametrize("structure", ["full", "diag", "kron"])
+@pytest.mark.parametrize("net", ["skorch", "classifier"])
+def test_fractional_sample_weights_scale_the_likelihood(weighted_problem, net, structure):
+    """Weights 2.0 on every row are every row twice; weights c on every row multiply
+    the curvature by c, so that at prior precision c * delta the covariance is that of
+    the unweighted fit at delta divided by c (``(c H + c delta I)^-1``)."""
+    X, _, nets, X_test = weighted_problem
+    network, y = nets[net]
+    cls = LaplaceClassifier if net == "classifier" else LaplaceRegressor
+    laplace = cls(FrozenEstimator(network), hessian_structure=structure)
+    twice = clone(laplace).fit(X, y, sample_weight=np.full(len(X), 2.0))
+    assert_same_posterior(twice, clone(laplace).fit(np.tile(X, (2, 1)), np.tile(y, 2)), X_test)
+    c, delta = 0.37, 0.8
+    scaled = clone(laplace).set_params(prior_precision=c * delta)
+    scaled.fit(X, y, sample_weight=np.full(len(X), c))
+    plain = clone(laplace).set_params(prior_precision=delta).fit(X, y)
+    np.testing.assert_allclose(
+        scaled.module_.covariance.dense().numpy(),
+        plain.module_.covariance.dense().numpy() / c,
+        rtol=1e-8,
+        atol=1e-12,
+    )

@@ -120,6 +120,43 @@ def test_ggn_matches_the_naive_autograd_reference(kind, given_outputs):
     np.testing.assert_allclose(kron.covariance(delta).dense().numpy(), expected, rtol=1e-8)
 
 
+@pytest.mark.parametrize("kind", ["classification", "regression"])
+def test_weighted_ggn_matches_the_weighted_sum_of_per_row_references(kind):
+    """``sample_weight`` ``w_n`` (fractional, some zero, over two batches) weighs each
+    row's ``J_n^T Lambda_n J_n`` in the full and diagonal GGN and both of its
+    Kronecker factors, whose row count becomes ``sum_n w_n``."""
+    net = small_mlp(n_out=3)
+    rng = np.random.RandomState(0)
+    X = torch.as_tensor(rng.randn(7, 3))
+    noise = None if kind == "classification" else rng.uniform(0.5, 2.0, size=(7, 3))
+    w = np.array([0.5, 0.0, 2.0, 1.25, 3.0, 0.0, 0.7])
+
+    def row_noise(n):
+        return None if noise is None else noise[n : n + 1]
+
+    reference = sum(w[n] * naive_ggn(net, X[n : n + 1], kind, row_noise(n)) for n in range(7))
+    row_factors = [naive_kfac(net, X[n : n + 1], kind, row_noise(n)) for n in range(7)]
+    factors = [
+        tuple(sum(w[n] * row_factors[n][i][k] for n in range(7)) for k in range(2))
+        for i in range(len(row_factors[0]))
+    ]
+    batches = [
+        (X[rows], None if noise is None else torch.as_tensor(noise[rows]))
+        for rows in (slice(0, 4), slice(4, None))
+    ]
+    full = ggn_curvature("full", net, AllWeights(), batches, kind, sample_weight=w)
+    np.testing.assert_allclose(full.hessian, reference, rtol=1e-10, atol=1e-12)
+    diag = ggn_curvature("diag", net, AllWeights(), batches, kind, sample_weight=w)
+    np.testing.assert_allclose(diag.diagonal, np.diag(reference), rtol=1e-10, atol=1e-12)
+    kron = ggn_curvature("kron", net, AllWeights(), batches, kind, sample_weight=w)
+    assert kron.n_rows == pytest.approx(w.sum(), rel=1e-15)
+    expected = np.linalg.inv(kfac_dense(factors, w.sum()) + 0.3 * np.eye(len(reference)))
+    np.testing.assert_allclose(kron.covariance(0.3).dense().numpy(), expected, rtol=1e-8)
+    for wrong, rows in ((w[:6], "at least 7"), (np.append(w, 1.0), "7")):
+        with pytest.raises(ValueError, match=f"has {len(wrong)} rows but the batches {rows};"):
+            ggn_curvature("diag", net, AllWeights(), batches, kind, sample_weight=wrong)
+
+
 def test_kfac_is_exact_for_a_linear_gaussian_layer():
     """For one linear layer and a Gaussian likelihood with a constant noise variance
     the loss Hessian is the same on every row, so K-FAC equals the GGN."""

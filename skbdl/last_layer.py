@@ -89,9 +89,10 @@ class _BaseLastLayer(BasePostHoc):
         features_net = _FeatureNetwork.build(network, layer_name, transform, probe)
         return features_net, self._features(features_net, X_rows, device), device
 
-    def _fit_posterior(self, estimator, X, y, selected):
+    def _fit_posterior(self, estimator, X, y, selected, sample_weight=None):
         features_net, features, device = self._read_network(estimator, X)
-        return self._fit_head(features_net, features, y, selected), device
+        head = self._fit_head(features_net, features, y, selected, sample_weight=sample_weight)
+        return head, device
 
     @staticmethod
     def _features(features_net, X, device):
@@ -182,13 +183,17 @@ class _BayesianLinearHead(nn.Module):
         return mean, self.noise_var.expand_as(mean)
 
 
-def evidence_maximisation(features, y, max_iter=300, tol=1e-6):
+def evidence_maximisation(features, y, max_iter=300, tol=1e-6, sample_weight=None):
     """Bayesian linear regression with precisions chosen by type-II maximum likelihood.
 
     MacKay's fixed-point updates of the noise precision ``alpha`` and the weight
     precision ``lambda`` (the algorithm of ``sklearn.linear_model.BayesianRidge``,
     with its Gamma(1e-6, 1e-6) hyper-priors and starting values), on centred
-    features and targets.
+    features and targets.  With ``sample_weight`` the likelihood of row ``i`` is
+    raised to the power ``w_i``: the rows are multiplied by ``sqrt(w_i)`` and the
+    number of rows in the noise update (and the starting noise precision, one over
+    the targets' variance) is ``sum(w)``, weighted, so that integer weights give
+    the fit of the rows repeated.
 
     Parameters
     ----------
@@ -200,6 +205,9 @@ def evidence_maximisation(features, y, max_iter=300, tol=1e-6):
         Most updates.
     tol : float, default=1e-6
         Stop when the coefficients move by less than this (sum of absolute changes).
+    sample_weight : ndarray of shape (n_rows,), default=None
+        Non-negative row weights, not normalised (their sum counts as the number
+        of rows); the features and targets must be centred by the weighted means.
 
     Returns
     -------
@@ -233,7 +241,15 @@ def evidence_maximisation(features, y, max_iter=300, tol=1e-6):
     """
     n_rows, n_features = features.shape
     eps = np.finfo(np.float64).eps
-    alpha, lambda_ = 1.0 / (y.var() + eps), 1.0
+    if sample_weight is None:
+        alpha, lambda_ = 1.0 / (y.var() + eps), 1.0
+    else:
+        y_mean = np.average(y, weights=sample_weight)
+        alpha = 1.0 / (np.average((y - y_mean) ** 2, weights=sample_weight) + eps)
+        lambda_ = 1.0
+        root = np.sqrt(sample_weight)
+        features, y = features * root[:, None], y * root
+    n_counted = n_rows if sample_weight is None else float(np.sum(sample_weight))
     if n_rows > n_features:  # eigenvectors of the Gram matrix: no (n_rows, n) factor
         eigen, V = np.linalg.eigh(features.T @ features)
         eigen, Vh_full = np.clip(eigen[::-1], 0.0, None), V[:, ::-1].T
@@ -256,7 +272,7 @@ def evidence_maximisation(features, y, max_iter=300, tol=1e-6):
         sse = np.sum((y - features @ coef) ** 2)
         gamma = np.sum(alpha * eigen / (lambda_ + alpha * eigen))
         lambda_ = (gamma + 2 * _HYPER) / (np.sum(coef**2) + 2 * _HYPER)
-        alpha = (n_rows - gamma + 2 * _HYPER) / (sse + 2 * _HYPER)
+        alpha = (n_counted - gamma + 2 * _HYPER) / (sse + 2 * _HYPER)
         if coef_old is not None and np.sum(np.abs(coef_old - coef)) < tol:
             break
         coef_old = coef
@@ -377,14 +393,21 @@ class LastLayerBayesianRegressor(BayesianRegressorMixin, _BaseLastLayer):
         self.predict_batch_size = predict_batch_size
         self.random_state = random_state
 
-    def _fit_head(self, features_net, features, y, selected=None):
-        _, n_outputs = self._prepare_targets(y)  # sets y_mean_, y_scale_
+    def _fit_head(self, features_net, features, y, selected=None, sample_weight=None):
+        # Weighted means and moments: with integer weights, those of repeated rows.
+        _, n_outputs = self._prepare_targets(y, sample_weight)  # sets y_mean_, y_scale_
         y_std = (y.reshape(len(y), -1) - self.y_mean_) / self.y_scale_
-        feature_mean = features.mean(axis=0)
+        if sample_weight is None:
+            feature_mean = features.mean(axis=0)
+            y_offset = y_std.mean(axis=0)
+        else:
+            feature_mean = np.average(features, axis=0, weights=sample_weight)
+            y_offset = np.average(y_std, axis=0, weights=sample_weight)
         centred = features - feature_mean
-        y_offset = y_std.mean(axis=0)
         results = [
-            evidence_maximisation(centred, y_std[:, o] - y_offset[o], self.max_iter, self.tol)
+            evidence_maximisation(
+                centred, y_std[:, o] - y_offset[o], self.max_iter, self.tol, sample_weight
+            )
             for o in range(n_outputs)
         ]
         coef = np.stack([r[0] for r in results], axis=1)

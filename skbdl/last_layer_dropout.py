@@ -62,9 +62,14 @@ class _BaseLastLayerDropout(_BaseLastLayer):
             **extra,
         )
 
-    def _fit_head(self, features_net, features, y, selected=None):
-        self._prepare_targets(y)  # the outer estimator's classes or standardisation
-        self.head_ = self._head_estimator(_seed_from(self.random_state)).fit(features, y)
+    def _fit_head(self, features_net, features, y, selected=None, sample_weight=None):
+        # The outer estimator's classes or standardisation, weighted as the head's.
+        self._prepare_targets(y, sample_weight)
+        head = self._head_estimator(_seed_from(self.random_state))
+        if sample_weight is None:
+            self.head_ = head.fit(features, y)
+        else:  # the head weighs its loss (and its recalibration) by them
+            self.head_ = head.fit(features, y, sample_weight=sample_weight)
         self._reset_calibration()
         for name in ("temperature_", "calibration_scale_"):  # the head's recalibration
             if hasattr(self.head_, name):

@@ -96,27 +96,41 @@ class _LaplaceHead(nn.Module):
         return torch.einsum("nj,scj->snc", phi, weights)
 
 
-def _ggn_hessian(features, weight_mean):
+def _ggn_hessian(features, weight_mean, sample_weight=None):
     """Generalised Gauss-Newton Hessian of the softmax cross-entropy of a linear layer.
 
-    ``sum_n J_n^T (diag p_n - p_n p_n^T) J_n`` over the row-major flattening of
+    ``sum_n w_n J_n^T (diag p_n - p_n p_n^T) J_n`` over the row-major flattening of
     ``weight_mean`` (``(n_classes, n_features + 1)``, bias last); ``features`` are
-    augmented with the constant 1.  Exact (GGN = Hessian) for a linear layer.
+    augmented with the constant 1; ``w_n`` is ``sample_weight`` (all 1 when None).
+    Exact (GGN = Hessian) for a linear layer.  Returns the Hessian and the
+    probabilities ``(n_rows, n_classes)``.
     """
     logits = features @ weight_mean.T
     logits -= logits.max(axis=1, keepdims=True)
     proba = np.exp(logits)
     proba /= proba.sum(axis=1, keepdims=True)
     n_classes, width = weight_mean.shape
+    # The diag(p) part weighs p_n by w_n, the outer part p_n by sqrt(w_n).
+    diagonal = proba if sample_weight is None else proba * sample_weight[:, None]
+    rooted = proba if sample_weight is None else proba * np.sqrt(sample_weight)[:, None]
     hessian = np.zeros((n_classes, width, n_classes, width))
     for c in range(n_classes):  # diag(p) part: one block per class
-        hessian[c, :, c, :] = (features * proba[:, c : c + 1]).T @ features
-    outer = (proba[:, :, None] * features[:, None, :]).reshape(len(features), -1)
+        hessian[c, :, c, :] = (features * diagonal[:, c : c + 1]).T @ features
+    outer = (rooted[:, :, None] * features[:, None, :]).reshape(len(features), -1)
     hessian = hessian.reshape(n_classes * width, -1) - outer.T @ outer
     return hessian, proba
 
 
-def holdout_prior_precision(features, weight_mean, valid_features, valid_y, grid=None):
+def holdout_prior_precision(
+    features,
+    weight_mean,
+    valid_features,
+    valid_y,
+    grid=None,
+    *,
+    sample_weight=None,
+    valid_weight=None,
+):
     """The prior precision whose probit predictive best predicts held-out rows.
 
     For each candidate ``delta`` the Laplace posterior ``N(theta, (H + delta I)^-1)``
@@ -125,7 +139,9 @@ def holdout_prior_precision(features, weight_mean, valid_features, valid_y, grid
     held-out rows; the ``delta`` with the smallest mean negative log-likelihood of
     ``valid_y`` wins (the first on ties), as laplace-torch's
     ``optimize_prior_precision(method='gridsearch')`` does with a validation set.
-    One eigendecomposition of ``H`` serves every candidate.
+    One eigendecomposition of ``H`` serves every candidate.  Row weights weigh the
+    Hessian's sum over the training rows (``sample_weight``) and the held-out
+    negative log-likelihood (``valid_weight``, a weighted mean).
 
     Parameters
     ----------
@@ -141,13 +157,19 @@ def holdout_prior_precision(features, weight_mean, valid_features, valid_y, grid
     grid : array-like of float, default=None
         Candidate precisions; ``None`` means ``10**k`` for ``k`` from -4 to 4 in
         steps of 0.1.
+    sample_weight : ndarray of shape (n_rows,), default=None
+        Weights of the training rows in the Hessian (None: all 1).
+    valid_weight : ndarray of shape (n_valid,), default=None
+        Weights of the held-out rows in the mean negative log-likelihood (None:
+        all 1).
 
     Returns
     -------
     delta : float
         The chosen precision.
     nll : ndarray of shape (len(grid),)
-        Mean held-out negative log-likelihood (nats) of every candidate.
+        Mean (weighted by ``valid_weight``) held-out negative log-likelihood
+        (nats) of every candidate.
 
     See Also
     --------
@@ -168,7 +190,7 @@ def holdout_prior_precision(features, weight_mean, valid_features, valid_y, grid
     """
     grid = _PRIOR_PRECISION_GRID if grid is None else np.asarray(grid, dtype=np.float64)
     augmented = np.hstack([features, np.ones((len(features), 1))])
-    curvature = FullCurvature(_ggn_hessian(augmented, weight_mean)[0])
+    curvature = FullCurvature(_ggn_hessian(augmented, weight_mean, sample_weight)[0])
     eigenvalues, eigenvectors = torch.as_tensor(curvature.eigenvalues()), curvature.vectors
     n_classes, width = weight_mean.shape
     n_params = weight_mean.size
@@ -176,15 +198,17 @@ def holdout_prior_precision(features, weight_mean, valid_features, valid_y, grid
     phi = torch.as_tensor(np.hstack([valid_features, np.ones((len(valid_features), 1))]))
     mean = phi @ torch.as_tensor(weight_mean).T
     labels = torch.as_tensor(np.asarray(valid_y, dtype=np.int64))
+    weights = None if valid_weight is None else torch.as_tensor(valid_weight, dtype=torch.float64)
     total = torch.zeros(len(grid), dtype=torch.float64)
     for rows, A in _logit_roots(phi, basis):
         # Logit covariance of row n: A_n diag(1 / (e + delta)) A_n^T, A_n = J_n V.
         index = torch.arange(len(A))
         for i, delta in enumerate(grid):
             cov = (A / (eigenvalues + delta)) @ A.transpose(1, 2)
-            log_proba = probit_log_proba(mean[rows], cov)
-            total[i] -= log_proba[index, labels[rows]].sum()
-    nll = (total / max(len(phi), 1)).numpy()
+            log_proba = probit_log_proba(mean[rows], cov)[index, labels[rows]]
+            total[i] -= log_proba.sum() if weights is None else weights[rows] @ log_proba
+    count = max(len(phi), 1) if valid_weight is None else float(np.sum(valid_weight))
+    nll = (total / count).numpy()
     return float(grid[int(np.argmin(nll))]), nll
 
 
@@ -356,8 +380,11 @@ class LastLayerLaplaceClassifier(ProbitPredictiveMixin, BayesianClassifierMixin,
         )
         return weight, bias, np.hstack([weight, bias[:, None]])
 
-    def _select(self, X, y):
-        """``(delta, method)``: the prior precision, or None to maximise the evidence."""
+    def _select(self, X, y, sample_weight=None):
+        """``(delta, method)``: the prior precision, or None to maximise the evidence.
+
+        ``'holdout'`` fits the network on the fit rows with their weights and scores
+        the held-out rows by their weighted mean negative log-likelihood."""
         if not isinstance(self.prior_precision, str):
             return float(self.prior_precision), "fixed"
         frozen = isinstance(self.estimator, FrozenEstimator)
@@ -375,10 +402,14 @@ class LastLayerLaplaceClassifier(ProbitPredictiveMixin, BayesianClassifierMixin,
             return None, "marglik"  # one class: fitting the network says so
         seed = _seed_from(np.random.RandomState(_seed_from(self.random_state)))
         split = _holdout_rows(codes, self.validation_fraction, seed)
+        if split is not None and sample_weight is not None:
+            if not all(sample_weight[rows].sum() > 0 for rows in split):
+                split = None  # every fit (or held-out) row has zero weight
         if split is None:
             message = (
                 f"Too few rows to hold out validation_fraction={self.validation_fraction} "
                 "of them with every class on both sides"
+                + ("" if sample_weight is None else " and a positive total weight on each")
             )
             if self.prior_precision == "holdout":
                 raise ValueError(message + "; use prior_precision='marglik' or a float.")
@@ -387,29 +418,46 @@ class LastLayerLaplaceClassifier(ProbitPredictiveMixin, BayesianClassifierMixin,
             )
             return None, "marglik"
         fit_rows, valid_rows = split
+        fit_weight, valid_weight = (
+            (None, None)
+            if sample_weight is None
+            else (sample_weight[fit_rows], sample_weight[valid_rows])
+        )
         estimator, _ = self._fit_estimator(
-            X[fit_rows], y[fit_rows], self._network_targets(y[fit_rows])
+            X[fit_rows], y[fit_rows], self._network_targets(y[fit_rows]), fit_weight
         )
         features_net, features, device = self._read_network(estimator, X[fit_rows])
         _, _, weight_mean = self._layer_weights(features_net, codes.max() + 1)
         valid = self._features(features_net, X[valid_rows].astype(np.float32), device)
-        delta, _ = holdout_prior_precision(features, weight_mean, valid, codes[valid_rows])
+        delta, _ = holdout_prior_precision(
+            features,
+            weight_mean,
+            valid,
+            codes[valid_rows],
+            sample_weight=fit_weight,
+            valid_weight=valid_weight,
+        )
         return delta, "holdout"
 
-    def _fit_head(self, features_net, features, y, selected=None):
+    def _fit_head(self, features_net, features, y, selected=None, sample_weight=None):
         y_codes, n_outputs = self._prepare_targets(y)  # sets classes_
         y_codes = y_codes.numpy()
         weight, bias, weight_mean = self._layer_weights(features_net, n_outputs)
         augmented = np.hstack([features, np.ones((len(features), 1))])
-        hessian, proba = _ggn_hessian(augmented, weight_mean)
+        hessian, proba = _ggn_hessian(augmented, weight_mean, sample_weight)
         curvature = FullCurvature(hessian)
         delta, method = selected if selected is not None else (None, "marglik")
         if delta is None:
             delta = laplace_prior_precision(curvature.eigenvalues(), weight_mean)
         posterior = curvature.covariance(delta)
         observed = np.clip(proba[np.arange(len(y_codes)), y_codes], 1e-300, None)
+        log_likelihood = (
+            np.sum(np.log(observed))
+            if sample_weight is None
+            else np.dot(sample_weight, np.log(observed))  # the weighted likelihood's
+        )
         self.log_marginal_likelihood_ = log_marginal_likelihood(
-            np.sum(np.log(observed)), weight_mean, delta, curvature.eigenvalues()
+            log_likelihood, weight_mean, delta, curvature.eigenvalues()
         )
         self.coef_, self.intercept_ = weight, bias
         self.prior_precision_ = delta

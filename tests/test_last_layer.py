@@ -22,7 +22,12 @@ from skbdl import (
     MCDropoutClassifier,
     MCDropoutRegressor,
 )
-from skbdl.last_layer_laplace import _PRIOR_PRECISION_GRID, holdout_prior_precision
+from skbdl._base import _seed_from
+from skbdl.last_layer_laplace import (
+    _PRIOR_PRECISION_GRID,
+    _holdout_rows,
+    holdout_prior_precision,
+)
 from skbdl.metrics import categorical_nll, expected_calibration_error
 
 SMALL_NET = dict(hidden_layer_sizes=(16,), dropout=0.0, max_epochs=30, lr=0.01, random_state=0)
@@ -92,6 +97,44 @@ def test_identity_features_match_bayesian_ridge():
     np.testing.assert_allclose(std, ref_std, rtol=1e-5)
     u = model.predict_uncertainty(X_test)
     np.testing.assert_allclose(u.aleatoric_var, 1.0 / reference.alpha_, rtol=1e-5)
+
+
+def integer_weights(n, seed):
+    """Weights 0 .. 3 (zeros included) and the rows they repeat."""
+    weights = np.random.RandomState(seed).randint(0, 4, size=n).astype(np.float64)
+    return weights, np.repeat(np.arange(n), weights.astype(int))
+
+
+def test_sample_weight_repeats_rows_and_matches_bayesian_ridge():
+    """Integer weights are the rows repeated (weights not normalised: their sum is
+    the number of rows), to rounding; and, on identity features, the weighted
+    BayesianRidge, which treats weights the same way (its alpha update counts
+    sum(w) rows, its first alpha is one over the weighted variance)."""
+    X, y = linear_regression_data()
+    weights, repeated = integer_weights(len(y), seed=3)
+    settings = dict(tol=1e-12, max_iter=10_000)
+    model = LastLayerBayesianRegressor(FrozenEstimator(identity_regressor(3)), **settings)
+    model.fit(X, y, sample_weight=weights)
+    rows = clone(model).fit(X[repeated], y[repeated])
+    reference = BayesianRidge(**settings).fit(X, y, sample_weight=weights)
+    X_test = float32_exact(np.random.RandomState(1).randn(20, 3) * 3)
+    mean, std = model.predict(X_test, return_std=True)
+    for name in ("coef_", "intercept_", "alpha_", "lambda_", "sigma_"):
+        np.testing.assert_allclose(getattr(model, name), getattr(rows, name), rtol=1e-12)
+    np.testing.assert_allclose(mean, rows.predict(X_test), rtol=1e-12)
+    np.testing.assert_allclose(std, rows.predict(X_test, return_std=True)[1], rtol=1e-12)
+    # As in the unweighted comparison: the hyper-priors act on standardised targets.
+    np.testing.assert_allclose(model.coef_[0], reference.coef_, rtol=1e-5)
+    np.testing.assert_allclose(model.intercept_[0], reference.intercept_, rtol=1e-5)
+    np.testing.assert_allclose(model.alpha_[0], reference.alpha_, rtol=1e-5)
+    np.testing.assert_allclose(model.lambda_[0], reference.lambda_, rtol=1e-5)
+    np.testing.assert_allclose(model.sigma_[0], reference.sigma_, rtol=1e-5, atol=1e-12)
+    ref_mean, ref_std = reference.predict(X_test, return_std=True)
+    np.testing.assert_allclose(mean, ref_mean, rtol=1e-5)
+    np.testing.assert_allclose(std, ref_std, rtol=1e-5)
+    # The weights change the fit (halving them all halves the evidence's row count).
+    halved = clone(model).fit(X, y, sample_weight=weights / 2)
+    assert not np.allclose(halved.sigma_, model.sigma_, rtol=0.1)
 
 
 def test_closed_form_matches_weight_samples():
@@ -211,6 +254,31 @@ def test_identity_features_match_numpy_laplace(n_classes):
         np.testing.assert_allclose(model.predict_proba(X_test)[:, 1], mackay, rtol=1e-5)
     # The probit approximation is close to the Monte Carlo average.
     np.testing.assert_allclose(model.predict_proba(X_test), reference, atol=0.05)
+
+
+@pytest.mark.parametrize("prior_precision", ["marglik", 2.5])
+def test_laplace_sample_weight_repeats_rows(prior_precision):
+    """The weighted GGN and log-likelihood: integer weights (zeros included) give
+    the posterior, evidence and predictive of the rows repeated."""
+    X, y = blobs()
+    X_aug = np.hstack([X, np.ones((len(X), 1))])
+    weights = numpy_map(X_aug, y, 3).astype(np.float32).astype(np.float64)
+    sample_weight, repeated = integer_weights(len(y), seed=4)
+    model = LastLayerLaplaceClassifier(
+        frozen_linear_classifier(weights), prior_precision=prior_precision
+    ).fit(X, y, sample_weight=sample_weight)
+    rows = clone(model).fit(X[repeated], y[repeated])
+    np.testing.assert_allclose(model.prior_precision_, rows.prior_precision_, rtol=1e-8)
+    np.testing.assert_allclose(
+        model.posterior_covariance_, rows.posterior_covariance_, rtol=1e-8, atol=1e-14
+    )
+    np.testing.assert_allclose(
+        model.log_marginal_likelihood_, rows.log_marginal_likelihood_, rtol=1e-8
+    )
+    X_test = np.array([[0.0, 0.0], [1.0, 1.0], [6.0, -6.0], [-8.0, 3.0]])
+    np.testing.assert_allclose(model.predict_proba(X_test), rows.predict_proba(X_test), rtol=1e-8)
+    unweighted = clone(model).fit(X, y)
+    assert not np.allclose(unweighted.posterior_covariance_, model.posterior_covariance_)
 
 
 def test_fixed_prior_precision():
@@ -368,6 +436,62 @@ def test_holdout_nll_matches_the_classifier_refitted_per_precision():
         expected.append(-np.mean(np.log(proba[np.arange(len(valid)), y[valid]])))
     np.testing.assert_allclose(nll, expected, rtol=1e-9)
     assert delta == grid[int(np.argmin(expected))]
+
+
+def test_holdout_weights_repeat_rows():
+    """Integer weights of the training rows (in the Hessian) and of the held-out
+    rows (in the mean NLL) score every candidate as the rows repeated."""
+    X, y = blobs()
+    order = np.random.RandomState(0).permutation(len(y))
+    fit, valid = order[:100], order[100:]
+    X_aug = np.hstack([X[fit], np.ones((100, 1))])
+    weights = numpy_map(X_aug, y[fit], 3).astype(np.float32).astype(np.float64)
+    fit_weight, fit_repeated = integer_weights(100, seed=1)
+    valid_weight, valid_repeated = integer_weights(50, seed=2)
+    delta, nll = holdout_prior_precision(
+        X[fit], weights, X[valid], y[valid], sample_weight=fit_weight, valid_weight=valid_weight
+    )
+    rows = fit[fit_repeated], valid[valid_repeated]
+    expected = holdout_prior_precision(X[rows[0]], weights, X[rows[1]], y[rows[1]])
+    np.testing.assert_allclose(nll, expected[1], rtol=1e-9)
+    assert delta == expected[0]
+
+
+def test_holdout_with_sample_weight_fits_and_scores_weighted():
+    """prior_precision='holdout' with weights: the network fitted on the fit rows
+    with their weights, the held-out NLL weighted (recomputed here on the split the
+    estimator draws); the weighted choice differs from the unweighted one here."""
+    X, y = blobs()
+    sample_weight = integer_weights(len(y), seed=5)[0] ** 2
+    net = MCDropoutClassifier(**SMALL_NET)
+    model = LastLayerLaplaceClassifier(net, prior_precision="holdout", random_state=0)
+    model.fit(X, y, sample_weight=sample_weight)
+    fit, valid = _holdout_rows(y, 0.2, _seed_from(np.random.RandomState(_seed_from(0))))
+    fitted = clone(net).fit(X[fit], y[fit], sample_weight=sample_weight[fit])
+    probe = LastLayerLaplaceClassifier(FrozenEstimator(fitted), prior_precision=1.0)
+    probe.fit(X[fit], y[fit])
+    phi = probe.module_.features(torch.tensor(X, dtype=torch.float32)).numpy()
+    layer = np.hstack([probe.coef_, probe.intercept_[:, None]])
+    delta, _ = holdout_prior_precision(
+        phi[fit],
+        layer,
+        phi[valid],
+        y[valid],
+        sample_weight=sample_weight[fit],
+        valid_weight=sample_weight[valid],
+    )
+    assert model.prior_precision_ == delta
+    unweighted = LastLayerLaplaceClassifier(net, prior_precision="holdout", random_state=0)
+    assert unweighted.fit(X, y).prior_precision_ != delta
+    # The network used for prediction is fitted on all rows with their weights.
+    np.testing.assert_array_equal(
+        model.estimator_.predict_proba(X),
+        clone(net).fit(X, y, sample_weight=sample_weight).predict_proba(X),
+    )
+    no_valid_weight = np.ones(len(y))
+    no_valid_weight[valid] = 0.0  # nothing left to score the candidates on
+    with pytest.raises(ValueError, match="positive total weight"):
+        model.fit(X, y, sample_weight=no_valid_weight)
 
 
 def test_prior_precision_choices():

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.frozen import FrozenEstimator
 
@@ -107,3 +108,44 @@ def test_skorch_network_is_fitted_on_class_codes():
     clf = LastLayerMCDropoutClassifier(net, random_state=0).fit(X, y)
     assert set(clf.predict(X)) <= {"high", "low"}
     assert np.mean(clf.predict(X) == y) > 0.9
+
+
+def _head_state(model):
+    return {k: v.clone() for k, v in model.head_.module_.state_dict().items()}
+
+
+@pytest.mark.parametrize("task", ["classifier", "regressor"])
+def test_sample_weight_reaches_the_head(digits, task):
+    """The head is fitted with the weights: bit-identical to its estimator fitted
+    directly on the frozen features with them; rows of weight zero do not count
+    (their targets shuffled among themselves, the fit is unchanged), and the
+    weights change the fit."""
+    X, y, net = digits
+    X, y = X[:300], y[:300].astype(np.float64)
+    rng = np.random.RandomState(0)
+    weights = rng.randint(0, 4, size=len(y)).astype(np.float64)
+    if task == "classifier":
+        model = LastLayerMCDropoutClassifier(FrozenEstimator(net), max_epochs=5, random_state=0)
+        y = y.astype(int)
+    else:  # a regressor on the classifier's penultimate features
+        model = LastLayerMCDropoutRegressor(FrozenEstimator(net), max_epochs=5, random_state=0)
+    model.fit(X, y, sample_weight=weights)
+    features = model.module_.features(torch.tensor(X, dtype=torch.float32)).numpy()
+    direct = clone(model.head_).fit(features, y, sample_weight=weights)
+    state, expected = _head_state(model), direct.module_.state_dict()
+    assert all(torch.equal(state[k], expected[k]) for k in expected)
+    # Its outputs read in the same units (a regressor's weighted standardisation).
+    np.testing.assert_allclose(
+        model.predict(X[:20], deterministic=True),
+        direct.predict(features[:20].astype(np.float32), deterministic=True),
+        rtol=1e-12,
+    )
+
+    zero = np.flatnonzero(weights == 0)
+    shuffled = y.copy()
+    shuffled[zero] = y[rng.permutation(zero)]
+    assert not np.array_equal(shuffled, y)
+    other = clone(model).fit(X, shuffled, sample_weight=weights)
+    assert all(torch.equal(state[k], v) for k, v in _head_state(other).items())
+    unweighted = _head_state(clone(model).fit(X, y))
+    assert not torch.equal(unweighted["linear.weight"], state["linear.weight"])

@@ -492,6 +492,10 @@ def test_holdout_with_sample_weight_fits_and_scores_weighted():
     no_valid_weight[valid] = 0.0  # nothing left to score the candidates on
     with pytest.raises(ValueError, match="positive total weight"):
         model.fit(X, y, sample_weight=no_valid_weight)
+    with pytest.warns(UserWarning, match="positive total weight"):
+        auto = clone(model).set_params(prior_precision="auto")
+        auto.fit(X, y, sample_weight=no_valid_weight)
+    assert auto.prior_precision_method_ == "marglik"
 
 
 def test_prior_precision_choices():

@@ -249,6 +249,11 @@ class BasePredictor(PersistenceMixin, BaseEstimator, metaclass=ABCMeta):
         if class_weight is not None:
             weights = compute_sample_weight(class_weight, y)
             sample_weight = weights if sample_weight is None else sample_weight * weights
+            if not sample_weight.sum() > 0:
+                raise ValueError(
+                    "Every row has zero weight once class_weight is applied; give some "
+                    "of the classes present a positive weight."
+                )
         return sample_weight
 
     def _validate_training_data(self, X, y, sample_weight=None, reset=True, classes=None):

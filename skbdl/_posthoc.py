@@ -11,7 +11,7 @@ import torch
 from sklearn.base import MetaEstimatorMixin, _fit_context, clone, is_classifier
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
-from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch import NeuralNet
 
@@ -39,6 +39,18 @@ _DEFAULT_NETWORK_PRIOR = 1.0
 #: Epochs of the default network: ``_DEFAULT_MAX_EPOCHS``, fewer where that would
 #: exceed ``_DEFAULT_MAX_STEPS`` optimiser steps, at least ``_DEFAULT_MIN_EPOCHS``.
 _DEFAULT_MAX_EPOCHS, _DEFAULT_MAX_STEPS, _DEFAULT_MIN_EPOCHS = 200, 10_000, 10
+
+#: The ``class_weight`` parameter of the post-hoc classifiers.
+CLASS_WEIGHT_DOC = """    class_weight : dict, 'balanced' or None, default=None
+        Weights of the classes, as in scikit-learn: a dict ``{label: weight}``
+        (labels as in ``y``; classes not listed weigh 1), ``'balanced'`` (``n_rows /
+        (n_classes * np.bincount(y))``) or None (equal).  Applied as sample weights
+        (multiplying ``sample_weight`` of ``fit``): they weigh the likelihood of the
+        posterior and the training of a network fitted here.
+"""
+
+#: The ``class_weight`` constraint of the post-hoc classifiers.
+CLASS_WEIGHT_CONSTRAINT = {"class_weight": [None, dict, StrOptions({"balanced"})]}
 
 DEFAULT_NETWORK_DOC = """skbdl's default network, trained as a MAP estimate:
         ``MCDropout{cls}(hidden_layer_sizes=(50,), dropout=0.0,
@@ -240,12 +252,7 @@ class BasePostHoc(MetaEstimatorMixin, BasePredictor):
         X, y = validate_data(
             self, X, y, dtype=[np.float64, np.float32], allow_nd=True, **self._target_validation()
         )
-        weight = self._row_weights(X, y, sample_weight)
-        if weight is not None and not weight.sum() > 0:
-            raise ValueError(
-                "Every row has zero sample weight, so the posterior is undefined. Give "
-                "some rows a positive weight."
-            )
+        weight = self._row_weights(X, y, sample_weight)  # not all zero
         self.input_shape_ = tuple(X.shape[1:])
         selected = self._select(X, y, sample_weight=weight)
         estimator, rng = self._fit_estimator(X, y, self._network_targets(y), weight)

@@ -19,6 +19,8 @@ from ._posterior import (
     probit_log_proba,
 )
 from ._posthoc import (
+    CLASS_WEIGHT_CONSTRAINT,
+    CLASS_WEIGHT_DOC,
     DEFAULT_NETWORK_DOC,
     ESTIMATOR_DOC,
     BasePostHoc,
@@ -290,7 +292,9 @@ class LaplaceClassifier(ProbitPredictiveMixin, BayesianClassifierMixin, _BaseLap
         + """    predictive : {'probit', 'mc'}, default='probit'
         How ``predict_proba`` averages the softmax over the Gaussian logits:
         the pairwise probit approximation (deterministic), or ``n_samples`` draws.
-
+"""
+        + CLASS_WEIGHT_DOC
+        + """
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
@@ -324,6 +328,7 @@ class LaplaceClassifier(ProbitPredictiveMixin, BayesianClassifierMixin, _BaseLap
 
     _parameter_constraints = {
         **_BaseLaplace._parameter_constraints,
+        **CLASS_WEIGHT_CONSTRAINT,
         "predictive": [StrOptions({"probit", "mc"})],
     }
 
@@ -335,6 +340,7 @@ class LaplaceClassifier(ProbitPredictiveMixin, BayesianClassifierMixin, _BaseLap
         subset_of_weights="all",
         prior_precision="marglik",
         predictive="probit",
+        class_weight=None,
         n_samples=100,
         predict_batch_size=None,
         random_state=None,
@@ -344,6 +350,7 @@ class LaplaceClassifier(ProbitPredictiveMixin, BayesianClassifierMixin, _BaseLap
         self.subset_of_weights = subset_of_weights
         self.prior_precision = prior_precision
         self.predictive = predictive
+        self.class_weight = class_weight
         self.n_samples = n_samples
         self.predict_batch_size = predict_batch_size
         self.random_state = random_state

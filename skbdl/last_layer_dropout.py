@@ -7,7 +7,12 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
 from ._base import BayesianClassifierMixin, BayesianRegressorMixin, _seed_from
-from ._posthoc import DEFAULT_NETWORK_DOC, ESTIMATOR_DOC
+from ._posthoc import (
+    CLASS_WEIGHT_CONSTRAINT,
+    CLASS_WEIGHT_DOC,
+    DEFAULT_NETWORK_DOC,
+    ESTIMATOR_DOC,
+)
 from .last_layer import _LAST_LAYER_DOC, _BaseLastLayer
 from .mc_dropout import MCDropoutClassifier, MCDropoutRegressor
 
@@ -144,7 +149,9 @@ class LastLayerMCDropoutClassifier(BayesianClassifierMixin, _BaseLastLayerDropou
     result is MC dropout's uncertainty for the price of a linear model, on any
     network, including one trained without dropout.
 """
-        + _PARAMS.format(default=DEFAULT_NETWORK_DOC.format(cls="Classifier"), likelihood="")
+        + _PARAMS.format(
+            default=DEFAULT_NETWORK_DOC.format(cls="Classifier"), likelihood=CLASS_WEIGHT_DOC
+        )
         + _ATTRIBUTES.format(
             task="""    classes_ : ndarray of shape (n_classes,)
         Class labels.
@@ -172,6 +179,11 @@ class LastLayerMCDropoutClassifier(BayesianClassifierMixin, _BaseLastLayerDropou
 
     _is_classifier = True
 
+    _parameter_constraints = {
+        **_BaseLastLayerDropout._parameter_constraints,
+        **CLASS_WEIGHT_CONSTRAINT,
+    }
+
     def __init__(
         self,
         estimator=None,
@@ -182,6 +194,7 @@ class LastLayerMCDropoutClassifier(BayesianClassifierMixin, _BaseLastLayerDropou
         lr=3e-3,
         weight_decay=0.0,
         calibrate=False,
+        class_weight=None,
         n_samples=100,
         predict_batch_size=None,
         random_state=None,
@@ -193,6 +206,7 @@ class LastLayerMCDropoutClassifier(BayesianClassifierMixin, _BaseLastLayerDropou
         self.lr = lr
         self.weight_decay = weight_decay
         self.calibrate = calibrate
+        self.class_weight = class_weight
         self.n_samples = n_samples
         self.predict_batch_size = predict_batch_size
         self.random_state = random_state

@@ -28,6 +28,8 @@ from ._posterior import (
     probit_log_proba,
 )
 from ._posthoc import (
+    CLASS_WEIGHT_CONSTRAINT,
+    CLASS_WEIGHT_DOC,
     DEFAULT_NETWORK_DOC,
     ProbitPredictiveMixin,
 )
@@ -270,7 +272,9 @@ class LastLayerLaplaceClassifier(ProbitPredictiveMixin, BayesianClassifierMixin,
         every class, with a warning), then ``'marglik'``.  A float fixes it.
     validation_fraction : float, default=0.2
         Fraction of the rows held out by ``prior_precision='holdout'``.
-
+"""
+        + CLASS_WEIGHT_DOC
+        + """
     Attributes
     ----------
     estimator_ : estimator
@@ -334,6 +338,7 @@ class LastLayerLaplaceClassifier(ProbitPredictiveMixin, BayesianClassifierMixin,
 
     _parameter_constraints = {
         **_BaseLastLayer._parameter_constraints,
+        **CLASS_WEIGHT_CONSTRAINT,
         "predictive": [StrOptions({"probit", "mc"})],
         "prior_precision": [
             StrOptions({"auto", "holdout", "marglik"}),
@@ -350,6 +355,7 @@ class LastLayerLaplaceClassifier(ProbitPredictiveMixin, BayesianClassifierMixin,
         predictive="probit",
         prior_precision="auto",
         validation_fraction=0.2,
+        class_weight=None,
         n_samples=100,
         predict_batch_size=None,
         random_state=None,
@@ -359,6 +365,7 @@ class LastLayerLaplaceClassifier(ProbitPredictiveMixin, BayesianClassifierMixin,
         self.predictive = predictive
         self.prior_precision = prior_precision
         self.validation_fraction = validation_fraction
+        self.class_weight = class_weight
         self.n_samples = n_samples
         self.predict_batch_size = predict_batch_size
         self.random_state = random_state

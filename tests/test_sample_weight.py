@@ -373,6 +373,15 @@ def test_the_core_refuses_weights_it_cannot_use(data):
         def _fit(self, X, y):
             return self
 
+        def __sklearn_is_fitted__(self):
+            return False
+
+        def _prediction_module(self):
+            raise NotImplementedError
+
+        def _sample_outputs(self, module, X, n_samples, seed):
+            raise NotImplementedError
+
     X, y, _, weight = data
     with pytest.raises(SampleWeightNotSupportedError, match="NoWeights does not weigh rows"):
         NoWeights().fit(X, y, sample_weight=weight)
@@ -388,13 +397,41 @@ def test_post_hoc_methods_weigh_the_network_they_fit(name, data):
 
     X, y, _, weight = data
     cls = getattr(skbdl, name)
-    posterior = cls(MCDropoutRegressor(**FULL_BATCH, dropout=0.0, random_state=0))
+    posterior = cls(MCDropoutRegressor(**FULL_BATCH, dropout=0.0))
     posterior.fit(X, y, sample_weight=weight)
-    network = MCDropoutRegressor(**FULL_BATCH, dropout=0.0, random_state=0)
+    network = MCDropoutRegressor(**FULL_BATCH, dropout=0.0)
     network.fit(X, y, sample_weight=weight)
     for a, b in zip(posterior.estimator_.module_.parameters(), network.module_.parameters()):
         assert torch.equal(a, b)
     with pytest.raises(TypeError, match="unexpected keyword argument 'weights'"):
         cls().fit(X, y, weights=weight)
-    with pytest.raises(ValueError, match="Every row has zero sample weight"):
+    with pytest.raises(ValueError, match="at least one non-zero"):
         cls().fit(X, y, sample_weight=np.zeros(len(y)))
+
+
+@pytest.mark.parametrize(
+    "name", ["LaplaceClassifier", "LastLayerLaplaceClassifier", "LastLayerMCDropoutClassifier"]
+)
+def test_post_hoc_class_weight_is_the_explicit_sample_weight(name, data):
+    """A post-hoc classifier's class_weight ('balanced', or a dict on string labels,
+    times sample_weight) is the explicit sample weight: the same network and the same
+    posterior, bit for bit; and it changes the fit."""
+    import skbdl
+
+    X, _, y, weight = data
+    y = np.where(np.arange(len(y)) < 22, 0, 1)  # unbalanced: 22 vs 8
+    labels = np.array(["no", "yes"])[y]
+    network = MCDropoutClassifier(**FULL_BATCH, dropout=0.0)
+    est = getattr(skbdl, name)(network, random_state=0)
+    balanced = clone(est).set_params(class_weight="balanced").fit(X, labels)
+    explicit = clone(est).fit(X, labels, sample_weight=compute_sample_weight("balanced", y))
+    assert np.array_equal(balanced.predict_proba(X), explicit.predict_proba(X))
+    by_class = clone(est).set_params(class_weight={"yes": 3.0})
+    by_class.fit(X, labels, sample_weight=weight)
+    explicit = clone(est).fit(X, labels, sample_weight=weight * np.where(y == 1, 3.0, 1.0))
+    assert np.array_equal(by_class.predict_proba(X), explicit.predict_proba(X))
+    assert not np.array_equal(clone(est).fit(X, labels).predict_proba(X), explicit.predict_proba(X))
+    with pytest.raises(ValueError, match="class_weight"):
+        clone(est).set_params(class_weight="auto").fit(X, labels)
+    with pytest.raises(ValueError, match="zero weight once class_weight is applied"):
+        clone(est).set_params(class_weight={"no": 0.0, "yes": 0.0}).fit(X, labels)

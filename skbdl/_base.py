@@ -201,7 +201,8 @@ class BasePredictor(PersistenceMixin, BaseEstimator, metaclass=ABCMeta):
 
     def _refuse_fit_params(self, fit_params):
         """Raise for keyword arguments ``fit`` does not take, naming the estimator (not
-        an internal base class) and, for ``sample_weight``, the way round."""
+        an internal base class): :class:`SampleWeightNotSupportedError` for
+        ``sample_weight``, ``TypeError`` for any other."""
         name = type(self).__name__
         if "sample_weight" in fit_params:
             raise SampleWeightNotSupportedError(

@@ -18,6 +18,7 @@ from ._training import (
     REGRESSOR_CALIBRATION_ATTRIBUTES_DOC,
     TRAINING_ATTRIBUTES_DOC,
     TRAINING_BUDGET_DOC,
+    WARM_START_DOC,
     BaseBayesianNetwork,
 )
 from .ensemble import _MemberAverage
@@ -82,6 +83,13 @@ class _BaseSWAG(BaseBayesianNetwork):
         "n_models": [Interval(numbers.Integral, 1, None, closed="left")],
     }
 
+    @property
+    def _incremental(self):
+        """Continued training (``partial_fit``; ``warm_start``) continues one SWAG
+        run: MultiSWAG keeps only its last run's network, so it has no
+        ``partial_fit``."""
+        return self.n_models == 1
+
     def _make_default_module(self, n_features_in, n_outputs):
         sizes = self._validate_hidden_layer_sizes()
         return MLP(n_features_in, n_outputs, hidden_layer_sizes=sizes, activation=self.activation)
@@ -99,15 +107,36 @@ class _BaseSWAG(BaseBayesianNetwork):
         for m in range(self.n_models):
             model_seed = seed if m == 0 else _seed_from(rng)
             self._collector = _SWAGCollector(start, self.max_rank)
-            try:  # each model's own random stream (as a fit from model_seed would draw)
-                with self._training_randomness(device, seed=model_seed):
-                    net = super()._train_network(X, y, n_outputs, model_seed, device)
+            try:
+                if m == 0:  # the fit's own streams, seeded by `seed`: kept for continuing
+                    net = super()._train_network(X, y, n_outputs, seed, device)
+                else:  # each further model's own streams, as a fit from model_seed's
+                    with self._training_randomness(device, seed=model_seed):
+                        net = super()._train_network(X, y, n_outputs, model_seed, device)
             finally:
                 del self._collector
             moments.append(net.callbacks_[[n for n, _ in net.callbacks_].index("swag")][1].moments_)
         self._swag = _SWAGPosterior(net.module_, AllWeights().names(net.module_), moments)
         self._swag.to(device)
         return net
+
+    def _continue_fit(self, X, y, sample_weight=None, epochs=None):
+        n_models = len(self._swag.covariances)
+        if n_models > 1:
+            raise ValueError(
+                f"Continued training (warm_start, partial_fit) continues one SWAG run, but "
+                f"this {type(self).__name__} was fitted with n_models={n_models} "
+                "(MultiSWAG), whose other runs' networks are not kept. Refit it "
+                "(warm_start=False), or fit with n_models=1 to continue training."
+            )
+        return super()._continue_fit(X, y, sample_weight=sample_weight, epochs=epochs)
+
+    def _continue_prediction_module(self, net):
+        # The collector continued in the net's callbacks: every continued epoch's
+        # weights join the run's moments (the burn-in was the first fit's).
+        moments = dict(net.callbacks_)["swag"].moments_
+        swag = _SWAGPosterior(net.module_, AllWeights().names(net.module_), [moments])
+        self._swag = swag.to(torch.device(net.device))
 
     def _prediction_module(self):
         return self._swag, torch.device(self.net_.device)
@@ -195,6 +224,13 @@ _COMMON_DOC = (
     verbose : int or 'auto', default='auto'
         ``'auto'``: a progress bar once the fit is expected to take longer than 5
         seconds; 0: silent; 1: a progress bar; 2: skorch's table per epoch.
+"""
+    + WARM_START_DOC
+    + """        For SWAG, continued training continues the run's collection: the
+        weights at the end of every continued epoch join its moments (the
+        burn-in ``swag_start`` was the first fit's).  MultiSWAG (``n_models >
+        1``) keeps only its last run's network, so it cannot continue: it has no
+        ``partial_fit``, and ``warm_start`` is a ``ValueError``.
 """
 )
 
@@ -302,6 +338,7 @@ class SWAGClassifier(BayesianClassifierMixin, _BaseSWAG):
         predict_batch_size=None,
         device="cpu",
         random_state=None,
+        warm_start=False,
         verbose="auto",
         **kwargs,
     ):
@@ -324,6 +361,7 @@ class SWAGClassifier(BayesianClassifierMixin, _BaseSWAG):
         self.predict_batch_size = predict_batch_size
         self.device = device
         self.random_state = random_state
+        self.warm_start = warm_start
         self.verbose = verbose
         self._store_routed(kwargs)
 
@@ -403,6 +441,7 @@ class SWAGRegressor(BayesianRegressorMixin, _BaseSWAG):
         predict_batch_size=None,
         device="cpu",
         random_state=None,
+        warm_start=False,
         verbose="auto",
         **kwargs,
     ):
@@ -425,5 +464,6 @@ class SWAGRegressor(BayesianRegressorMixin, _BaseSWAG):
         self.predict_batch_size = predict_batch_size
         self.device = device
         self.random_state = random_state
+        self.warm_start = warm_start
         self.verbose = verbose
         self._store_routed(kwargs)

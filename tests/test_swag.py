@@ -51,6 +51,44 @@ def test_moments_are_those_of_the_iterates_after_burn_in(recorded):
     assert clf.swag_rank_ == 4
 
 
+def test_continued_training_adds_every_epoch_to_the_run(iris):
+    """warm_start and partial_fit continue the run's collection: after 6 epochs
+    (the last 3 collected) and then 2 more by warm_start and 1 by partial_fit, the
+    moments are those of epochs 4 to 9's weights; predictions use them."""
+    X, y = iris
+    clf = SWAGClassifier(
+        max_epochs=6,
+        swag_start=0.5,
+        max_rank=4,
+        warm_start=True,
+        callbacks=[("record", Recorder())],
+        **FAST,
+    ).fit(X, y)
+    before = clf.predict_proba(X[:5])
+    clf.set_params(max_epochs=2).fit(X, y)
+    clf.partial_fit(X, y)
+    assert clf.n_iter_ == 9
+    kept = np.array(dict(clf.net_.callbacks_)["record"].thetas_)[3:]
+    assert len(kept) == 6
+    np.testing.assert_allclose(clf.swag_mean_[0], kept.mean(0), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(clf.swag_variance_[0], kept.var(0), rtol=1e-6, atol=1e-12)
+    running = np.cumsum(kept, 0) / np.arange(1, 7)[:, None]
+    low_rank = clf._swag.covariances[0].low_rank.numpy() * np.sqrt(2 * (4 - 1))
+    np.testing.assert_allclose(low_rank, (kept - running)[-4:].T, rtol=1e-8, atol=1e-12)
+    assert not np.allclose(clf.predict_proba(X[:5]), before)
+
+
+def test_multiswag_cannot_continue_and_is_left_as_it_was(iris):
+    X, y = iris
+    clf = SWAGClassifier(max_epochs=3, n_models=2, warm_start=True, **FAST).fit(X, y)
+    before = clf.predict_proba(X[:5])
+    with pytest.raises(ValueError, match="n_models=2"):
+        clf.fit(X, y)
+    assert not hasattr(clf, "partial_fit")
+    assert clf.n_iter_ == 3
+    np.testing.assert_array_equal(clf.predict_proba(X[:5]), before)
+
+
 def test_draws_have_the_swag_mean_and_variance(recorded):
     """Per weight, the mean and variance of 20 000 draws of a prediction call are
     within Bonferroni-corrected normal bands of the stated ``theta_bar`` and

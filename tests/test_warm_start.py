@@ -17,6 +17,8 @@ from skbdl import (
     MCDropoutClassifier,
     MCDropoutRegressor,
     PBPRegressor,
+    SWAGClassifier,
+    SWAGRegressor,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -30,6 +32,8 @@ INCREMENTAL = [
     (BayesianMLPClassifier, {}),
     (DeepEnsembleRegressor, dict(n_estimators=2)),
     (DeepEnsembleClassifier, dict(n_estimators=2)),
+    (SWAGRegressor, {}),
+    (SWAGClassifier, {}),
 ]
 IDS = [cls.__name__ for cls, _ in INCREMENTAL]
 

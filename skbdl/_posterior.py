@@ -395,13 +395,20 @@ class KroneckerCurvature:
 
 
 # --------------------------------------------------------- evidence, prior
-def log_marginal_likelihood(log_likelihood, mean, prior_precision, eigenvalues):
+def log_marginal_likelihood(log_likelihood, mean, prior_precision, eigenvalues, sample_weight=None):
     """Laplace approximation of the log evidence under a ``N(0, I / delta)`` prior.
 
     ``log p(y | theta) - delta |theta|^2 / 2 + P log(delta) / 2 - sum_i log(e_i +
     delta) / 2`` with ``e_i`` the curvature's eigenvalues (the log-determinant and
     Mahalanobis terms of the Gaussian integral; ``2 pi`` factors cancel).
+    ``log_likelihood`` is the total, or the rows' log-likelihoods ``(n_rows, ...)``,
+    then summed with the rows' weights ``sample_weight`` (all 1 when None): the
+    weighted likelihood ``prod_i p(y_i | theta)^(w_i)``.
     """
+    log_likelihood = np.asarray(log_likelihood, dtype=np.float64)
+    if log_likelihood.ndim:  # the rows' terms
+        rows = log_likelihood.reshape(len(log_likelihood), -1).sum(axis=1)
+        log_likelihood = rows.sum() if sample_weight is None else sample_weight @ rows
     e = np.clip(np.asarray(eigenvalues, dtype=np.float64), 0.0, None)
     return (
         float(log_likelihood)

@@ -29,7 +29,6 @@ from ._posthoc import (
     transformed,
     unwrap,
 )
-from .metrics import gaussian_nll
 from .nn import GaussianRegressionModule
 from .nn._mlp import MIN_VARIANCE
 from .nn._views import module_view
@@ -56,6 +55,9 @@ class _LinearisedNetwork(nn.Module):
         self.covariance, self.n_outputs, self.dtype = covariance, n_outputs, dtype
         self.noise = None  # None, 'constant' (noise_constant) or 'heteroscedastic'
         self.register_buffer("noise_constant", None)
+        # Rows per block of Jacobians (n, outputs, weights), within _JACOBIAN_BUDGET.
+        n_params = sum(p.numel() for n, p in network.named_parameters() if n in names)
+        self.step = max(1, _JACOBIAN_BUDGET // (n_outputs * n_params))
 
     def inputs(self, X):
         return transformed(self.transform, X).to(self.dtype)
@@ -63,9 +65,8 @@ class _LinearisedNetwork(nn.Module):
     def jacobians(self, X):
         """Yield ``(rows, outputs (n, C), J (n, C, P))`` over row blocks of ``X``."""
         X = self.inputs(X)
-        step = max(1, _JACOBIAN_BUDGET // (self.n_outputs * self.covariance.n_params))
-        for start in range(0, len(X), step):
-            rows = slice(start, start + step)
+        for start in range(0, len(X), self.step):
+            rows = slice(start, start + self.step)
             yield rows, *network_jacobian(self.network, self.names, X[rows], self.n_outputs)
 
     def moments(self, X):
@@ -141,8 +142,7 @@ class _BaseLaplace(BasePostHoc):
         subset = AllWeights() if self.subset_of_weights == "all" else LastLayer()
         names = subset.names(network)
         head = _LinearisedNetwork(network, transform, names, None, n_outputs, dtype)
-        n_params = sum(p.numel() for n, p in network.named_parameters() if n in names)
-        step = max(1, _JACOBIAN_BUDGET // (n_outputs * n_params))
+        step = head.step
         # One forward pass over the rows, in the row blocks of the curvature, whose
         # outputs serve the checks, the noise, the curvature and the evidence.
         starts = range(0, len(X), step)
@@ -168,10 +168,8 @@ class _BaseLaplace(BasePostHoc):
             head.noise, constant = noise
             if head.noise == "constant" and constant is None:
                 residual = y - raw[:, :n_outputs].double().cpu().numpy()
-                if weight is None:
-                    mean_square = np.mean(residual**2, axis=0)
-                else:  # with integer weights, that of the rows repeated
-                    mean_square = np.average(residual**2, axis=0, weights=weight)
+                # Weighted: with integer weights, that of the rows repeated.
+                mean_square = np.average(residual**2, axis=0, weights=weight)
                 constant = torch.as_tensor(mean_square + 1e-12)[None]
             if constant is not None:
                 head.noise_constant = constant.to(device)
@@ -199,10 +197,11 @@ class _BaseLaplace(BasePostHoc):
         self.n_params_ = int(theta.size)
         return head, device, raw.double(), noise, (theta, eigenvalues)
 
-    def _evidence(self, log_lik, theta_eigen):
+    def _evidence(self, row_log_lik, theta_eigen, sample_weight=None):
+        """``log_marginal_likelihood_`` from the rows' log-likelihoods (weighted)."""
         theta, eigenvalues = theta_eigen
         self.log_marginal_likelihood_ = log_marginal_likelihood(
-            log_lik, theta, self.prior_precision_, eigenvalues
+            row_log_lik, theta, self.prior_precision_, eigenvalues, sample_weight
         )
 
     def _deterministic_view(self, module):
@@ -361,10 +360,7 @@ class LaplaceClassifier(ProbitPredictiveMixin, BayesianClassifierMixin, _BaseLap
             estimator, X, n_classes, "classification", weight=sample_weight
         )
         log_proba = torch.log_softmax(logits, dim=1).cpu()
-        log_lik = log_proba[torch.arange(len(y)), codes]
-        if sample_weight is not None:  # the weighted log-likelihood
-            log_lik = log_lik * torch.as_tensor(sample_weight, dtype=log_lik.dtype)
-        self._evidence(float(log_lik.sum()), theta_eigen)
+        self._evidence(log_proba[torch.arange(len(y)), codes].numpy(), theta_eigen, sample_weight)
         return head, device
 
 
@@ -478,12 +474,8 @@ class LaplaceRegressor(BayesianRegressorMixin, _BaseLaplace):
         # The evidence of y in its own units (the weights' prior is unit-free).
         mean = raw[:, :n_outputs].cpu().numpy() * scale + shift
         var = noise_var.cpu().numpy() * scale**2
-        if sample_weight is None:
-            log_lik = -gaussian_nll(y2, mean, var) * y2.size
-        else:  # the weighted log-likelihood: sum_i w_i log N(y_i; mean_i, var_i)
-            terms = gaussian_nll_terms(y2, mean, np.broadcast_to(var, y2.shape)) + HALF_LOG_2PI
-            log_lik = -float(np.sum(sample_weight @ terms))
-        self._evidence(log_lik, theta_eigen)
+        row_log_lik = -(gaussian_nll_terms(y2, mean, var) + HALF_LOG_2PI)
+        self._evidence(row_log_lik, theta_eigen, sample_weight)
         return head, device
 
     def _predictive_moments(self, module, X, n_samples, seed):

@@ -458,13 +458,8 @@ class LastLayerLaplaceClassifier(ProbitPredictiveMixin, BayesianClassifierMixin,
             delta = laplace_prior_precision(curvature.eigenvalues(), weight_mean)
         posterior = curvature.covariance(delta)
         observed = np.clip(proba[np.arange(len(y_codes)), y_codes], 1e-300, None)
-        log_likelihood = (
-            np.sum(np.log(observed))
-            if sample_weight is None
-            else np.dot(sample_weight, np.log(observed))  # the weighted likelihood's
-        )
         self.log_marginal_likelihood_ = log_marginal_likelihood(
-            log_likelihood, weight_mean, delta, curvature.eigenvalues()
+            np.log(observed), weight_mean, delta, curvature.eigenvalues(), sample_weight
         )
         self.coef_, self.intercept_ = weight, bias
         self.prior_precision_ = delta
